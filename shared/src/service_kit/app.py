@@ -1,0 +1,84 @@
+"""Builds a service's FastAPI app the same way for every service.
+
+A service's ``main.py`` calls :func:`create_app` with its settings, routers and
+lifespan; the kit adds the error envelope, request ids, metrics, health and
+tracing, so no service can forget one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service_kit.asgi import RequestIdMiddleware, UnhandledErrorMiddleware
+from service_kit.handlers import install_error_handlers
+from service_kit.health import Readiness, healthz, readyz
+from service_kit.logging import configure_logging
+from service_kit.metrics import PrometheusMiddleware, metrics_app
+from service_kit.settings import KitSettings
+from service_kit.tracing import setup_tracing
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+async def _metrics(request: Request) -> Response:
+    # Delegates to the raw ASGI app so the exposition format stays prometheus_client's own.
+    captured: dict[str, object] = {}
+
+    async def send(message: dict[str, object]) -> None:
+        captured[str(message["type"])] = message
+
+    await metrics_app(request.scope, request.receive, send)  # type: ignore[arg-type]
+    start = captured["http.response.start"]
+    body = captured["http.response.body"]
+    assert isinstance(start, dict) and isinstance(body, dict)
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return Response(body["body"], headers=headers)
+
+
+def create_app(
+    settings: KitSettings,
+    *,
+    title: str,
+    version: str,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    setup_tracing(settings.service_name)
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            yield
+            return
+        async with lifespan(app):
+            yield
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=_lifespan,
+        default_response_class=ORJSONResponse,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.readiness = Readiness(settings.readiness_timeout_seconds)
+    install_error_handlers(app)
+    app.add_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.add_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
+    app.add_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    # Starlette wraps in reverse order of addition: request ids outermost, so the
+    # 500 envelope and the metrics both see the request id.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(PrometheusMiddleware, service=settings.service_name)
+    app.add_middleware(RequestIdMiddleware)
+    return app

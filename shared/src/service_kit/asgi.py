@@ -1,0 +1,82 @@
+"""Pure ASGI middleware of the kit (no BaseHTTPMiddleware: it buffers and costs a task)."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service_kit.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
+from service_kit.errors import ErrorCode
+from service_kit.handlers import envelope_response
+
+log = logging.getLogger("service_kit.errors")
+
+_HEADER_BYTES = REQUEST_ID_HEADER.encode()
+
+
+class RequestIdMiddleware:
+    """Takes the caller's sane ``X-Request-ID`` or makes one, and echoes it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == _HEADER_BYTES:
+                incoming = value.decode("latin-1")
+                break
+        request_id = sane_request_id(incoming)
+        token = request_id_var.set(request_id)
+        raw_id = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != _HEADER_BYTES]
+                headers.append((_HEADER_BYTES, raw_id))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class UnhandledErrorMiddleware:
+    """Answers ``INTERNAL`` in the envelope for anything the handlers did not map.
+
+    Starlette hands unmapped exceptions to its outermost ServerErrorMiddleware,
+    which runs after our request-id context is gone; catching them here keeps
+    the request id in the body and header, and the 500 in the metrics.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            log.error(
+                "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+            )
+            if started:
+                raise
+            response = envelope_response(500, ErrorCode.INTERNAL)
+            await response(scope, receive, send)

@@ -1,0 +1,124 @@
+"""Central exception handlers: every failure leaves a service as the envelope.
+
+Installed by :func:`service_kit.app.create_app`; they cover our own errors,
+FastAPI's request validation, Starlette's 404/405 and anything unexpected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from service_kit.context import current_request_id
+from service_kit.errors import ErrorCode, ErrorDetail, ServiceError, error_body
+
+log = logging.getLogger("service_kit.errors")
+
+_STATUS_TO_CODE = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.AUTH_TOKEN_INVALID,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_FAILED,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UPSTREAM_UNAVAILABLE,
+}
+
+
+def envelope_response(
+    status: int,
+    code: ErrorCode,
+    message: str | None = None,
+    details: Sequence[ErrorDetail] = (),
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = orjson.dumps(error_body(code, current_request_id(), message, details))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    """``("body", "marks", 3, "mark")`` -> ``marks[3].mark`` as API.md writes it."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def _is_malformed_body(errors: Sequence[dict[str, Any]]) -> bool:
+    return any(err.get("type") in ("json_invalid", "json_type") for err in errors)
+
+
+def _is_query_problem(errors: Sequence[dict[str, Any]]) -> bool:
+    return bool(errors) and all(err.get("loc", ("",))[0] == "query" for err in errors)
+
+
+def validation_details(errors: Sequence[dict[str, Any]]) -> list[ErrorDetail]:
+    return [
+        ErrorDetail(
+            field=_field_path(err.get("loc", ())),
+            code=str(err.get("type", "invalid")).upper(),
+            message=str(err.get("msg", "invalid value")),
+        )
+        for err in errors
+    ]
+
+
+async def _service_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return envelope_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    details = validation_details(errors)
+    if _is_malformed_body(errors):
+        return envelope_response(400, ErrorCode.BAD_REQUEST, "The body is not valid JSON.", details)
+    if _is_query_problem(errors):
+        return envelope_response(
+            400, ErrorCode.BAD_REQUEST, "A query parameter is not valid.", details
+        )
+    return envelope_response(422, ErrorCode.VALIDATION_FAILED, None, details)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_TO_CODE.get(exc.status_code)
+    if code is None:
+        code = ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
+    headers = dict(exc.headers or {})
+    return envelope_response(exc.status_code, code, None, (), headers or None)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return envelope_response(500, ErrorCode.INTERNAL)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

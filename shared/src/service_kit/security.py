@@ -1,0 +1,219 @@
+"""Access-token verification from a JWKS, and the role dependencies.
+
+Tokens are EdDSA (Ed25519) JWTs with a ``kid`` (ADR 0002). Only the algorithms
+in :data:`ALLOWED_ALGORITHMS` are accepted, and only with a key of the JWKS, so
+``alg: none`` and HS256-signed-with-the-public-key forgeries fail. The JWKS is
+cached; an unknown ``kid`` triggers one refetch (at most every
+``MIN_REFETCH_SECONDS``, so a flood of made-up kids cannot hammer auth) to pick up
+a key that was rotated in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from jwt import PyJWK
+
+from service_kit.errors import ErrorCode, Forbidden, Unauthorized
+
+ALLOWED_ALGORITHMS = ("EdDSA",)
+MIN_REFETCH_SECONDS = 10.0
+_VERIFIED_CACHE_SIZE = 10_000
+
+JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller of a request."""
+
+    user_id: uuid.UUID
+    role: str
+    email: str
+    token_id: str
+    expires_at: int
+
+
+class KeyNotFound(Exception):
+    pass
+
+
+class JwksKeyStore:
+    """Public keys by ``kid``, loaded from a JWKS and refreshed when stale."""
+
+    def __init__(self, fetch: JwksFetcher, cache_seconds: float) -> None:
+        self._fetch = fetch
+        self._cache_seconds = cache_seconds
+        self._keys: dict[str, PyJWK] = {}
+        self._loaded_at = float("-inf")
+        self._last_refetch = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def parse(jwks: Mapping[str, Any]) -> dict[str, PyJWK]:
+        keys: dict[str, PyJWK] = {}
+        for entry in jwks.get("keys", []):
+            kid = entry.get("kid")
+            if not kid or entry.get("use", "sig") != "sig":
+                continue
+            try:
+                key = PyJWK.from_dict(dict(entry))
+            except jwt.PyJWTError:
+                continue
+            if key.algorithm_name not in ALLOWED_ALGORITHMS:
+                continue
+            keys[kid] = key
+        return keys
+
+    async def _load(self) -> None:
+        self._keys = self.parse(await self._fetch())
+        self._loaded_at = time.monotonic()
+
+    async def key_for(self, kid: str) -> PyJWK:
+        now = time.monotonic()
+        if now - self._loaded_at > self._cache_seconds:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at > self._cache_seconds:
+                    await self._load()
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        async with self._lock:
+            key = self._keys.get(kid)
+            if key is None and time.monotonic() - self._last_refetch >= MIN_REFETCH_SECONDS:
+                self._last_refetch = time.monotonic()
+                await self._load()
+                key = self._keys.get(kid)
+        if key is None:
+            raise KeyNotFound(kid)
+        return key
+
+
+def http_jwks_fetcher(url: str, timeout_seconds: float = 3.0) -> JwksFetcher:
+    async def fetch() -> Mapping[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout_seconds) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            data: Mapping[str, Any] = response.json()
+            return data
+
+    return fetch
+
+
+class TokenVerifier:
+    """Verifies access tokens; remembers recently verified ones until they expire.
+
+    A token's signature cannot change, so a verified token is cached by its exact
+    text (bounded LRU); ``exp`` is still checked on every use. This keeps the
+    Ed25519 verify off the hot path of a client sending the same token repeatedly.
+    """
+
+    def __init__(
+        self, keys: JwksKeyStore, issuer: str, audience: str, leeway_seconds: int = 5
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._verified: OrderedDict[str, Principal] = OrderedDict()
+
+    async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at + self._leeway < time.time():
+                self._verified.pop(token, None)
+                raise Unauthorized(code=ErrorCode.AUTH_TOKEN_EXPIRED)
+            self._verified.move_to_end(token)
+            return cached
+        principal = await self._verify_uncached(token)
+        self._verified[token] = principal
+        if len(self._verified) > _VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The access token is malformed.") from exc
+        alg = header.get("alg")
+        kid = header.get("kid")
+        if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
+            raise Unauthorized()
+        try:
+            key = await self._keys.key_for(kid)
+        except KeyNotFound as exc:
+            raise Unauthorized() from exc
+        except Exception as exc:
+            # The JWKS could not be fetched: refusing is the only safe answer.
+            raise Unauthorized("The access token cannot be verified right now.") from exc
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=list(ALLOWED_ALGORITHMS),
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized(code=ErrorCode.AUTH_TOKEN_EXPIRED) from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized() from exc
+        try:
+            return Principal(
+                user_id=uuid.UUID(str(claims["sub"])),
+                role=str(claims["role"]),
+                email=str(claims.get("email", "")),
+                token_id=str(claims["jti"]),
+                expires_at=int(claims["exp"]),
+            )
+        except (KeyError, ValueError) as exc:
+            raise Unauthorized() from exc
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or 401."""
+    if not authorization:
+        raise Unauthorized(code=ErrorCode.AUTH_TOKEN_MISSING)
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(code=ErrorCode.AUTH_TOKEN_MISSING)
+    return token
+
+
+def token_verifier_from_settings(
+    jwks_url: str, issuer: str, audience: str, cache_seconds: float
+) -> TokenVerifier:
+    return TokenVerifier(JwksKeyStore(http_jwks_fetcher(jwks_url), cache_seconds), issuer, audience)
+
+
+async def current_principal(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.verify(bearer_token(request.headers.get("authorization")))
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """Dependency: the caller, if their role is one of ``roles``; else 403."""
+    allowed = frozenset(roles)
+
+    async def dependency(principal: CurrentUser) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden()
+        return principal
+
+    return dependency

@@ -1,0 +1,88 @@
+"""Settings base every service extends.
+
+Values come from the environment (and an optional ``.env``); each field says
+what it is so generated docs explain it. Secrets carry a dev default that makes
+``make run`` work out of the box and are refused when ``ENVIRONMENT=production``,
+so a forgotten variable fails the deploy instead of running with a public key.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class DevSecretInProduction(ValueError):
+    """A secret still holds its development default while ENVIRONMENT=production."""
+
+
+class KitSettings(BaseSettings):
+    """Settings shared by every service: environment, logging, backing services."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Fields (by name) whose dev default is refused in production. Subclasses extend it.
+    dev_secret_fields: ClassVar[frozenset[str]] = frozenset({"database_url", "rabbitmq_url"})
+
+    service_name: str = Field("service", description="Name used in logs, metrics and traces.")
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment; production refuses dev secrets."
+    )
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(True, description="Log as one JSON object per line.")
+
+    database_url: str = Field(DEV_DATABASE_URL, description="PostgreSQL primary (asyncpg URL).")
+    database_replica_url: str | None = Field(
+        None, description="Optional read replica for lag-tolerant reads."
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connections kept per engine.")
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections allowed under load.")
+    db_pool_timeout_seconds: float = Field(5.0, gt=0, description="Wait for a pooled connection.")
+    db_statement_timeout_ms: int = Field(
+        30_000, ge=0, description="Server-side statement timeout; 0 disables it."
+    )
+
+    redis_url: str = Field(DEV_REDIS_URL, description="Redis URL when Sentinel is not used.")
+    redis_sentinels: str | None = Field(
+        None, description="Comma-separated host:port list of Sentinels; overrides REDIS_URL."
+    )
+    redis_sentinel_master: str = Field("mymaster", description="Sentinel master group name.")
+    redis_key_prefix: str = Field(
+        "erp:", description="Prefix of every Redis key this suite writes."
+    )
+
+    rabbitmq_url: str = Field(DEV_RABBITMQ_URL, description="RabbitMQ URL.")
+    events_exchange: str = Field("erp.events", description="Durable topic exchange for events.")
+    queue_prefix: str = Field("", description="Prefix for queue names (tests isolate with it).")
+
+    jwt_issuer: str = Field("exam-results-auth", description="Expected `iss` of access tokens.")
+    jwt_audience: str = Field("exam-results", description="Expected `aud` of access tokens.")
+    jwks_url: str = Field(
+        "http://127.0.0.1:8001/.well-known/jwks.json", description="Where the JWKS is fetched."
+    )
+    jwks_cache_seconds: int = Field(300, ge=1, description="How long a fetched JWKS is trusted.")
+
+    readiness_timeout_seconds: float = Field(
+        2.0, gt=0, description="Per-dependency /readyz budget."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> KitSettings:
+        if self.environment != "production":
+            return self
+        offending = []
+        for name in sorted(self.dev_secret_fields):
+            field = type(self).model_fields[name]
+            if getattr(self, name) == field.default:
+                offending.append((field.alias or name).upper())
+        if offending:
+            raise DevSecretInProduction(
+                "development defaults are refused in production for: " + ", ".join(offending)
+            )
+        return self
