@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -64,7 +63,6 @@ def create_app(
         title=title,
         version=version,
         lifespan=_lifespan,
-        default_response_class=ORJSONResponse,
         docs_url=None,
         redoc_url=None,
     )

@@ -1,0 +1,47 @@
+# The two commands that matter: `make run` (the whole suite on this machine)
+# and `make test` (every test, against the real local servers).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+export UV_PYTHON ?= 3.11
+PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests tests
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: uv
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv
+
+.PHONY: install
+install: uv ## create .venv and install the workspace from uv.lock
+	@"$(UV)" sync --frozen --all-packages --quiet
+
+.PHONY: run
+run: install ## start every service as its own process (Ctrl-C stops all)
+	@"$(UV)" run --frozen python scripts/run_local.py
+
+.PHONY: lint
+lint: install ## ruff and mypy (strict for the kit and the results domain)
+	"$(UV)" run --frozen ruff check .
+	"$(UV)" run --frozen ruff format --check .
+	"$(UV)" run --frozen mypy shared/src services/results/src/results_service/domain
+	"$(UV)" run --frozen mypy services/auth/src services/gateway/src services/results/src
+
+.PHONY: system-deps
+system-deps: ## Debian packages the tests need (headless Chromium for the CORS browser test)
+	@bash scripts/ensure_system_packages.sh chromium
+
+.PHONY: test
+test: install system-deps lint ## every test, against the real local servers
+	@"$(UV)" run --frozen python scripts/run_tests.py $(PY_SUITES)
+
+.PHONY: bench
+bench: install ## benchmarks (gateway, login, result generation); figures go in issue notes
+	"$(UV)" run --frozen python scripts/bench_gateway.py
+	"$(UV)" run --frozen python scripts/bench_login.py
+
+.PHONY: docs
+docs: install ## regenerate docs that come from code (error catalog)
+	"$(UV)" run --frozen python -c "from service_kit.errors import catalog_markdown; open('docs/errors.md','w').write(catalog_markdown())"

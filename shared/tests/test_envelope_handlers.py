@@ -1,0 +1,152 @@
+"""Every failure leaves a kit-built app as the envelope of API.md."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.testclient import TestClient
+
+from service_kit.app import create_app
+from service_kit.errors import CATALOG, ErrorCode, ErrorDetail, NotFound, ValidationFailed
+from service_kit.settings import KitSettings
+
+
+class Payload(BaseModel):
+    name: str
+    count: int
+
+
+def build_client() -> TestClient:
+    router = APIRouter()
+
+    @router.get("/things/{thing_id}")
+    async def get_thing(thing_id: int) -> dict[str, int]:
+        if thing_id == 0:
+            raise NotFound()
+        return {"id": thing_id}
+
+    @router.post("/things")
+    async def create_thing(payload: Payload) -> dict[str, str]:
+        if payload.name == "bad":
+            raise ValidationFailed(details=[ErrorDetail("name", "NAME_BAD", "bad name")])
+        return {"name": payload.name}
+
+    @router.get("/search")
+    async def search(limit: int = 50) -> dict[str, int]:
+        return {"limit": limit}
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app = create_app(KitSettings(service_name="kit-test"), title="t", version="1", routers=[router])
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return build_client()
+
+
+def assert_envelope(body: dict[str, object], code: ErrorCode) -> dict[str, object]:
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == code.value
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["request_id"], str) and error["request_id"]
+    return error
+
+
+def test_domain_not_found_is_the_envelope(client: TestClient) -> None:
+    response = client.get("/things/0")
+    assert response.status_code == 404
+    assert_envelope(response.json(), ErrorCode.NOT_FOUND)
+
+
+def test_unknown_route_is_not_found_envelope(client: TestClient) -> None:
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert_envelope(response.json(), ErrorCode.NOT_FOUND)
+
+
+def test_wrong_method_is_an_envelope_not_starlette_detail(client: TestClient) -> None:
+    response = client.delete("/things/1")
+    assert response.status_code == 405
+    assert "detail" not in response.json()
+    assert_envelope(response.json(), ErrorCode.METHOD_NOT_ALLOWED)
+
+
+def test_malformed_json_is_bad_request(client: TestClient) -> None:
+    response = client.post(
+        "/things", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert_envelope(response.json(), ErrorCode.BAD_REQUEST)
+
+
+def test_body_validation_lists_each_field(client: TestClient) -> None:
+    response = client.post("/things", json={"count": "many"})
+    assert response.status_code == 422
+    error = assert_envelope(response.json(), ErrorCode.VALIDATION_FAILED)
+    fields = {d["field"] for d in error["details"]}  # type: ignore[index, union-attr]
+    assert fields == {"name", "count"}
+
+
+def test_bad_query_parameter_is_bad_request(client: TestClient) -> None:
+    response = client.get("/search", params={"limit": "lots"})
+    assert response.status_code == 400
+    error = assert_envelope(response.json(), ErrorCode.BAD_REQUEST)
+    assert error["details"][0]["field"] == "limit"  # type: ignore[index]
+
+
+def test_domain_validation_details_keep_their_codes(client: TestClient) -> None:
+    response = client.post("/things", json={"name": "bad", "count": 1})
+    error = assert_envelope(response.json(), ErrorCode.VALIDATION_FAILED)
+    assert error["details"] == [{"field": "name", "code": "NAME_BAD", "message": "bad name"}]
+
+
+def test_unexpected_error_is_internal_without_internals(client: TestClient) -> None:
+    response = client.get("/boom", headers={"x-request-id": "req-123"})
+    assert response.status_code == 500
+    error = assert_envelope(response.json(), ErrorCode.INTERNAL)
+    assert error["request_id"] == "req-123"
+    assert "secret internals" not in response.text
+    assert response.headers["x-request-id"] == "req-123"
+
+
+def test_sane_request_id_is_echoed_and_insane_one_replaced(client: TestClient) -> None:
+    assert client.get("/things/1", headers={"x-request-id": "abc-1"}).headers[
+        "x-request-id"
+    ] == "abc-1"
+    replaced = client.get("/things/1", headers={"x-request-id": "bad id\twith spaces"})
+    assert replaced.headers["x-request-id"] != "bad id\twith spaces"
+    assert len(replaced.headers["x-request-id"]) == 32
+
+
+def test_metrics_use_route_templates_not_raw_paths(client: TestClient) -> None:
+    for thing in (11, 12, 13):
+        client.get(f"/things/{thing}")
+    text = client.get("/metrics").text
+    assert 'route="/things/{thing_id}"' in text
+    assert "/things/11" not in text
+
+
+def test_every_catalog_code_has_a_status_and_message() -> None:
+    assert set(CATALOG) == set(ErrorCode)
+    for code, entry in CATALOG.items():
+        assert 400 <= entry.status <= 599, code
+        assert entry.message
+
+
+def test_api_md_codes_are_all_in_the_catalog() -> None:
+    required = {
+        "BAD_REQUEST", "AUTH_TOKEN_MISSING", "AUTH_TOKEN_INVALID", "AUTH_TOKEN_EXPIRED",
+        "AUTH_INVALID_CREDENTIALS", "AUTH_REFRESH_INVALID", "AUTH_REFRESH_REUSED", "FORBIDDEN",
+        "NOT_FOUND", "EXAM_CODE_TAKEN", "USER_EMAIL_TAKEN", "STUDENT_NUMBER_TAKEN",
+        "RESULTS_STALE", "EXAM_PUBLISHED", "CONFLICT", "PAYLOAD_TOO_LARGE",
+        "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_FAILED", "RATE_LIMITED", "AUTH_RATE_LIMITED",
+        "UPSTREAM_UNAVAILABLE", "INTERNAL",
+    }  # fmt: skip
+    assert required <= {c.value for c in ErrorCode}

@@ -1,0 +1,206 @@
+"""Access-token verification: every forgery and mistake is a 401 with the right code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+from service_kit.errors import ErrorCode, Forbidden, Unauthorized
+from service_kit.security import (
+    MIN_REFETCH_SECONDS,
+    JwksKeyStore,
+    Principal,
+    TokenVerifier,
+    bearer_token,
+    require_role,
+)
+
+ISSUER = "test-issuer"
+AUDIENCE = "test-audience"
+
+
+class KeyRing:
+    def __init__(self) -> None:
+        self.keys: dict[str, Ed25519PrivateKey] = {}
+        self.fetches = 0
+
+    def add(self, kid: str) -> Ed25519PrivateKey:
+        key = Ed25519PrivateKey.generate()
+        self.keys[kid] = key
+        return key
+
+    def jwks(self) -> dict[str, Any]:
+        out = []
+        for kid, key in self.keys.items():
+            jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
+            jwk.update({"kid": kid, "use": "sig", "alg": "EdDSA"})
+            out.append(jwk)
+        return {"keys": out}
+
+    async def fetch(self) -> dict[str, Any]:
+        self.fetches += 1
+        return self.jwks()
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "email": "a@example.edu",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(key: Ed25519PrivateKey, kid: str, **overrides: Any) -> str:
+    return jwt.encode(claims(**overrides), key, algorithm="EdDSA", headers={"kid": kid})
+
+
+@pytest.fixture
+def ring() -> KeyRing:
+    ring = KeyRing()
+    ring.add("k1")
+    return ring
+
+
+@pytest.fixture
+def verifier(ring: KeyRing) -> TokenVerifier:
+    return TokenVerifier(JwksKeyStore(ring.fetch, cache_seconds=300), ISSUER, AUDIENCE)
+
+
+async def expect_code(verifier: TokenVerifier, token: str, code: ErrorCode) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        await verifier.verify(token)
+    assert caught.value.code == code
+    assert caught.value.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_valid_token_gives_the_principal(ring: KeyRing, verifier: TokenVerifier) -> None:
+    user_id = uuid.uuid4()
+    principal = await verifier.verify(sign(ring.keys["k1"], "k1", sub=str(user_id)))
+    assert isinstance(principal, Principal)
+    assert principal.user_id == user_id and principal.role == "admin"
+
+
+async def test_tampered_payload_is_invalid(ring: KeyRing, verifier: TokenVerifier) -> None:
+    header, payload, signature = sign(ring.keys["k1"], "k1").split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    data["role"] = "admin" if data["role"] != "admin" else "student"
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    await expect_code(verifier, f"{header}.{forged}.{signature}", ErrorCode.AUTH_TOKEN_INVALID)
+
+
+async def test_alg_none_is_invalid(verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(), None, algorithm="none", headers={"kid": "k1"})  # type: ignore[arg-type]
+    await expect_code(verifier, token, ErrorCode.AUTH_TOKEN_INVALID)
+
+
+async def test_hs256_signed_with_the_public_key_is_invalid(
+    ring: KeyRing, verifier: TokenVerifier
+) -> None:
+    public_pem = (
+        ring.keys["k1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT","kid":"k1"}').rstrip(b"=")
+    body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
+    import hashlib
+    import hmac
+
+    mac = hmac.new(public_pem, header + b"." + body, hashlib.sha256).digest()
+    token = b".".join([header, body, base64.urlsafe_b64encode(mac).rstrip(b"=")]).decode()
+    await expect_code(verifier, token, ErrorCode.AUTH_TOKEN_INVALID)
+
+
+async def test_expired_token_is_expired(ring: KeyRing, verifier: TokenVerifier) -> None:
+    past = int(time.time()) - 3600
+    token = sign(ring.keys["k1"], "k1", iat=past - 900, exp=past)
+    await expect_code(verifier, token, ErrorCode.AUTH_TOKEN_EXPIRED)
+
+
+async def test_cached_token_still_expires(ring: KeyRing, verifier: TokenVerifier) -> None:
+    token = sign(ring.keys["k1"], "k1", exp=int(time.time()) - 6 + 2)  # inside leeway now
+    await verifier.verify(token)
+    time.sleep(2.1)
+    await expect_code(verifier, token, ErrorCode.AUTH_TOKEN_EXPIRED)
+
+
+@pytest.mark.parametrize(
+    ("override", "code"),
+    [
+        ({"aud": "someone-else"}, ErrorCode.AUTH_TOKEN_INVALID),
+        ({"iss": "evil"}, ErrorCode.AUTH_TOKEN_INVALID),
+        ({"jti": None}, ErrorCode.AUTH_TOKEN_INVALID),
+        ({"sub": "not-a-uuid"}, ErrorCode.AUTH_TOKEN_INVALID),
+    ],
+)
+async def test_wrong_claims_are_invalid(
+    ring: KeyRing, verifier: TokenVerifier, override: dict[str, Any], code: ErrorCode
+) -> None:
+    await expect_code(verifier, sign(ring.keys["k1"], "k1", **override), code)
+
+
+async def test_garbage_is_invalid(verifier: TokenVerifier) -> None:
+    await expect_code(verifier, "not.a.jwt", ErrorCode.AUTH_TOKEN_INVALID)
+    await expect_code(verifier, "abc", ErrorCode.AUTH_TOKEN_INVALID)
+
+
+async def test_key_signed_by_a_stranger_is_invalid(verifier: TokenVerifier) -> None:
+    stranger = Ed25519PrivateKey.generate()
+    await expect_code(verifier, sign(stranger, "k1"), ErrorCode.AUTH_TOKEN_INVALID)
+
+
+async def test_unknown_kid_refetches_once_and_picks_up_rotation(
+    ring: KeyRing, verifier: TokenVerifier
+) -> None:
+    await verifier.verify(sign(ring.keys["k1"], "k1"))
+    assert ring.fetches == 1
+    new_key = ring.add("k2")  # auth rotated in a new key after our fetch
+    await verifier.verify(sign(new_key, "k2"))
+    assert ring.fetches == 2
+    # A flood of made-up kids does not hammer the JWKS endpoint.
+    for _ in range(5):
+        await expect_code(verifier, sign(new_key, f"made-up-{_}"), ErrorCode.AUTH_TOKEN_INVALID)
+    assert ring.fetches == 2
+    assert MIN_REFETCH_SECONDS >= 1
+
+
+async def test_jwks_unreachable_refuses(ring: KeyRing) -> None:
+    async def down() -> dict[str, Any]:
+        raise ConnectionError("auth is down")
+
+    verifier = TokenVerifier(JwksKeyStore(down, 300), ISSUER, AUDIENCE)
+    await expect_code(verifier, sign(ring.keys["k1"], "k1"), ErrorCode.AUTH_TOKEN_INVALID)
+
+
+def test_bearer_header_parsing() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    for bad in (None, "", "Basic abc", "Bearer", "Bearer  "):
+        with pytest.raises(Unauthorized) as caught:
+            bearer_token(bad)
+        assert caught.value.code == ErrorCode.AUTH_TOKEN_MISSING
+
+
+async def test_require_role() -> None:
+    dependency = require_role("admin", "examiner")
+    examiner = Principal(uuid.uuid4(), "examiner", "e@x", "j", int(time.time()) + 60)
+    assert await dependency(examiner) is examiner
+    with pytest.raises(Forbidden):
+        await dependency(Principal(uuid.uuid4(), "student", "s@x", "j", int(time.time()) + 60))
