@@ -1,0 +1,100 @@
+"""End-to-end fixtures: the whole suite as real processes, like `make run`.
+
+Each session gets its own database, ports, Redis key prefix, queue prefix and
+events exchange, so it never collides with `make run` or another test run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from localsuite import SERVICES, Suite, free_port, start_suite  # noqa: E402
+
+ADMIN_EMAIL = "e2e-admin@example.edu"
+ADMIN_PASSWORD = "e2e-admin-password"
+ALLOWED_ORIGIN = "https://app.example.edu"
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+async def _admin_sql(statement: str) -> None:
+    conn = await asyncpg.connect(f"{SERVER}/postgres")
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class E2E:
+    suite: Suite
+    gateway: str
+    env: dict[str, str]
+    page_origins: dict[str, int]
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.gateway, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    run_id = uuid.uuid4().hex[:10]
+    database = f"e2e_{run_id}"
+    asyncio.run(_admin_sql(f'CREATE DATABASE "{database}"'))
+    tmp = tmp_path_factory.mktemp("e2e")
+    ports = {s.name: free_port() for s in SERVICES}
+    # Origins of the browser test's pages: one allowed, one refused.
+    page_ports = {"allowed": free_port(), "refused": free_port()}
+    origins = [ALLOWED_ORIGIN, f"http://127.0.0.1:{page_ports['allowed']}"]
+    overrides = {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+        "REDIS_KEY_PREFIX": f"e2e:{run_id}:",
+        "QUEUE_PREFIX": f"e2e-{run_id}.",
+        "EVENTS_EXCHANGE": f"e2e-{run_id}.events",
+        "JWT_SIGNING_KEY_FILE": str(tmp / "keys" / "jwt.pem"),
+        "ADMIN_EMAIL": ADMIN_EMAIL,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "CORS_ALLOW_ORIGINS": ",".join(origins),
+        "LOGIN_MAX_FAILURES_PER_EMAIL": "5",
+        "LOGIN_MAX_ATTEMPTS_PER_IP": "1000",
+        "LOG_JSON": "true",
+    }
+    suite = None
+    try:
+        suite = start_suite(overrides, ports=ports, log_dir=tmp / "logs")
+        yield E2E(suite, suite.url("gateway"), suite.env, page_ports)
+    finally:
+        if suite is not None:
+            suite.stop()
+            if os.environ.get("E2E_SHOW_LOGS"):
+                for log in sorted((tmp / "logs").glob("*.log")):
+                    print(f"--- {log.name}\n{log.read_text()[-4000:]}")
+        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def admin_tokens(e2e: E2E) -> dict[str, str]:
+    with e2e.client() as client:
+        response = client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        data: dict[str, str] = response.json()
+        return data
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
