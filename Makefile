@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_PYTHON ?= 3.11
-PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests tests
+PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests deploy/tests tests
 
 .PHONY: help
 help: ## list the targets
