@@ -150,3 +150,12 @@ def test_api_md_codes_are_all_in_the_catalog() -> None:
         "UPSTREAM_UNAVAILABLE", "INTERNAL",
     }  # fmt: skip
     assert required <= {c.value for c in ErrorCode}
+
+
+def test_docs_errors_md_is_generated_from_the_catalog() -> None:
+    from pathlib import Path
+
+    from service_kit.errors import catalog_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+    assert docs.read_text() == catalog_markdown(), "run `make docs` to regenerate docs/errors.md"
