@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
-from starlette.testclient import TestClient
-
 from service_kit.app import create_app
 from service_kit.errors import CATALOG, ErrorCode, ErrorDetail, NotFound, ValidationFailed
 from service_kit.settings import KitSettings
+from starlette.testclient import TestClient
 
 
 class Payload(BaseModel):
@@ -117,9 +116,10 @@ def test_unexpected_error_is_internal_without_internals(client: TestClient) -> N
 
 
 def test_sane_request_id_is_echoed_and_insane_one_replaced(client: TestClient) -> None:
-    assert client.get("/things/1", headers={"x-request-id": "abc-1"}).headers[
-        "x-request-id"
-    ] == "abc-1"
+    assert (
+        client.get("/things/1", headers={"x-request-id": "abc-1"}).headers["x-request-id"]
+        == "abc-1"
+    )
     replaced = client.get("/things/1", headers={"x-request-id": "bad id\twith spaces"})
     assert replaced.headers["x-request-id"] != "bad id\twith spaces"
     assert len(replaced.headers["x-request-id"]) == 32
@@ -142,13 +142,29 @@ def test_every_catalog_code_has_a_status_and_message() -> None:
 
 def test_api_md_codes_are_all_in_the_catalog() -> None:
     required = {
-        "BAD_REQUEST", "AUTH_TOKEN_MISSING", "AUTH_TOKEN_INVALID", "AUTH_TOKEN_EXPIRED",
-        "AUTH_INVALID_CREDENTIALS", "AUTH_REFRESH_INVALID", "AUTH_REFRESH_REUSED", "FORBIDDEN",
-        "NOT_FOUND", "EXAM_CODE_TAKEN", "USER_EMAIL_TAKEN", "STUDENT_NUMBER_TAKEN",
-        "RESULTS_STALE", "EXAM_PUBLISHED", "CONFLICT", "PAYLOAD_TOO_LARGE",
-        "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_FAILED", "RATE_LIMITED", "AUTH_RATE_LIMITED",
-        "UPSTREAM_UNAVAILABLE", "INTERNAL",
-    }  # fmt: skip
+        "BAD_REQUEST",
+        "AUTH_TOKEN_MISSING",
+        "AUTH_TOKEN_INVALID",
+        "AUTH_TOKEN_EXPIRED",
+        "AUTH_INVALID_CREDENTIALS",
+        "AUTH_REFRESH_INVALID",
+        "AUTH_REFRESH_REUSED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "EXAM_CODE_TAKEN",
+        "USER_EMAIL_TAKEN",
+        "STUDENT_NUMBER_TAKEN",
+        "RESULTS_STALE",
+        "EXAM_PUBLISHED",
+        "CONFLICT",
+        "PAYLOAD_TOO_LARGE",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "VALIDATION_FAILED",
+        "RATE_LIMITED",
+        "AUTH_RATE_LIMITED",
+        "UPSTREAM_UNAVAILABLE",
+        "INTERNAL",
+    }
     assert required <= {c.value for c in ErrorCode}
 
 

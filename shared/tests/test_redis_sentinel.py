@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from service_kit.redis import create_redis
 from service_kit.settings import KitSettings
 
@@ -45,13 +44,22 @@ def sentinel_group(tmp_path: Path) -> Iterator[tuple[int, int]]:
     )
     procs = [
         subprocess.Popen(
-            [REDIS_SERVER, "--port", str(master_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp_path)],  # fmt: skip
+            [
+                REDIS_SERVER,
+                "--port",
+                str(master_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
             stdout=subprocess.DEVNULL,
         ),
-        subprocess.Popen(
-            [REDIS_SERVER, str(conf), "--sentinel"], stdout=subprocess.DEVNULL
-        ),
+        subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"], stdout=subprocess.DEVNULL),
     ]
     try:
         wait_port(master_port)

@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
-
 from service_kit.errors import ErrorCode, Forbidden, Unauthorized
 from service_kit.security import (
     MIN_REFETCH_SECONDS,

@@ -32,7 +32,15 @@ def test_admin_logs_in_and_sees_themself(e2e: E2E, admin_tokens: dict[str, str])
     assert me.status_code == 200
     user = me.json()
     assert user["email"] == ADMIN_EMAIL and user["role"] == "admin" and user["active"] is True
-    assert set(user) >= {"id", "email", "full_name", "role", "student_number", "active", "created_at"}
+    assert set(user) >= {
+        "id",
+        "email",
+        "full_name",
+        "role",
+        "student_number",
+        "active",
+        "created_at",
+    }
 
 
 def test_wrong_password_and_unknown_email_get_the_same_answer(e2e: E2E) -> None:
@@ -59,7 +67,9 @@ def test_refresh_rotates_and_reuse_revokes_the_family(e2e: E2E) -> None:
         reused = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
         assert_error(reused, 401, "AUTH_REFRESH_REUSED")
         # The reuse revoked the whole family: the newest token is dead too.
-        after = client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+        after = client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}
+        )
         assert after.status_code == 401
         bogus = client.post("/api/v1/auth/refresh", json={"refresh_token": "made-up"})
         assert_error(bogus, 401, "AUTH_REFRESH_INVALID")
@@ -78,9 +88,7 @@ def test_logout_ends_the_session(e2e: E2E) -> None:
         assert again.status_code == 401
 
 
-def test_admin_manages_users_and_roles_are_enforced(
-    e2e: E2E, admin_tokens: dict[str, str]
-) -> None:
+def test_admin_manages_users_and_roles_are_enforced(e2e: E2E, admin_tokens: dict[str, str]) -> None:
     admin = bearer(admin_tokens["access_token"])
     suffix = uuid.uuid4().hex[:8]
     with e2e.client() as client:
@@ -140,7 +148,11 @@ def test_admin_manages_users_and_roles_are_enforced(
         # A spoofed identity header does not make a student an admin.
         spoofed = client.get(
             "/api/v1/users",
-            headers={**as_student, "X-User-Role": "admin", "X-User-Id": admin_tokens["access_token"]},
+            headers={
+                **as_student,
+                "X-User-Role": "admin",
+                "X-User-Id": admin_tokens["access_token"],
+            },
         )
         assert_error(spoofed, 403, "FORBIDDEN")
 
@@ -162,7 +174,12 @@ def test_password_change_revokes_other_sessions(e2e: E2E, admin_tokens: dict[str
         client.post(
             "/api/v1/users",
             headers=bearer(admin_tokens["access_token"]),
-            json={"email": email, "full_name": "Eve", "role": "examiner", "password": "first-password-1"},
+            json={
+                "email": email,
+                "full_name": "Eve",
+                "role": "examiner",
+                "password": "first-password-1",
+            },
         ).raise_for_status()
         here = login(client, email, "first-password-1").json()
         elsewhere = login(client, email, "first-password-1").json()
@@ -172,7 +189,9 @@ def test_password_change_revokes_other_sessions(e2e: E2E, admin_tokens: dict[str
             json={"current_password": "first-password-1", "new_password": "second-password-2"},
         )
         assert changed.status_code == 204, changed.text
-        other = client.post("/api/v1/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]})
+        other = client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]}
+        )
         assert other.status_code == 401
         mine = client.post("/api/v1/auth/refresh", json={"refresh_token": here["refresh_token"]})
         assert mine.status_code == 200
@@ -185,7 +204,12 @@ def test_login_limit_per_email(e2e: E2E, admin_tokens: dict[str, str]) -> None:
         client.post(
             "/api/v1/users",
             headers=bearer(admin_tokens["access_token"]),
-            json={"email": email, "full_name": "L", "role": "examiner", "password": "right-password-1"},
+            json={
+                "email": email,
+                "full_name": "L",
+                "role": "examiner",
+                "password": "right-password-1",
+            },
         ).raise_for_status()
         for _ in range(5):
             assert login(client, email, "wrong-password-1").status_code == 401
@@ -208,9 +232,7 @@ def test_unbuilt_or_stopped_service_answers_503(e2e: E2E, admin_tokens: dict[str
     # The notifier does not run in this suite (not built yet, or stopped):
     # the gateway must say so with 503 and Retry-After, never 500.
     with e2e.client() as client:
-        response = client.get(
-            "/api/v1/notifications", headers=bearer(admin_tokens["access_token"])
-        )
+        response = client.get("/api/v1/notifications", headers=bearer(admin_tokens["access_token"]))
     if "notifier" in {s.spec.name for s in e2e.suite.services}:
         pytest.skip("notifier is running in this suite")
     assert_error(response, 503, "UPSTREAM_UNAVAILABLE")
@@ -219,8 +241,12 @@ def test_unbuilt_or_stopped_service_answers_503(e2e: E2E, admin_tokens: dict[str
 
 def test_internal_and_metrics_paths_are_not_routed(e2e: E2E, admin_tokens: dict[str, str]) -> None:
     with e2e.client() as client:
-        for path in ("/internal/users/x", "/api/v1/internal/users", "/metrics",
-                     "/api/v1/auth/../../internal/students/x"):  # fmt: skip
+        for path in (
+            "/internal/users/x",
+            "/api/v1/internal/users",
+            "/metrics",
+            "/api/v1/auth/../../internal/students/x",
+        ):
             response = client.get(path, headers=bearer(admin_tokens["access_token"]))
             assert response.status_code in (400, 404), (path, response.status_code)
 

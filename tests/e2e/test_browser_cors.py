@@ -46,7 +46,7 @@ async function report(outcome) {
 
 def serve_page(port: int, html: str, outcomes: Queue[dict[str, object]]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = html.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -54,7 +54,7 @@ def serve_page(port: int, html: str, outcomes: Queue[dict[str, object]]) -> Thre
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             outcomes.put(json.loads(self.rfile.read(length)))
             self.send_response(204)
@@ -71,7 +71,9 @@ def serve_page(port: int, html: str, outcomes: Queue[dict[str, object]]) -> Thre
 @pytest.fixture
 def browser_outcome(e2e: E2E) -> Iterator[object]:
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed: `make test` installs it (scripts/ensure_system_packages.sh)")
+        pytest.fail(
+            "chromium is not installed: `make test` installs it (scripts/ensure_system_packages.sh)"
+        )
 
     def run(origin_name: str) -> dict[str, object]:
         outcomes: Queue[dict[str, object]] = Queue()
@@ -80,10 +82,20 @@ def browser_outcome(e2e: E2E) -> Iterator[object]:
         server = serve_page(port, html, outcomes)
         profile = tempfile.mkdtemp(prefix="chromium-e2e-")
         browser = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             f"http://127.0.0.1:{port}/"],  # fmt: skip
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                f"http://127.0.0.1:{port}/",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -117,7 +117,10 @@ def test_a_correctly_signed_token_passes(
 ) -> None:
     key, kid = signing
     token = jwt.encode(
-        claims_from(admin_tokens, jti=uuid.uuid4().hex), key, algorithm="EdDSA", headers={"kid": kid}
+        claims_from(admin_tokens, jti=uuid.uuid4().hex),
+        key,
+        algorithm="EdDSA",
+        headers={"kid": kid},
     )
     assert get_me(e2e, token).status_code == 200
 

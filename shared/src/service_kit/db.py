@@ -1,0 +1,156 @@
+"""Database engines and sessions: the primary for writes, an optional replica for reads.
+
+One :class:`Database` per process, built from settings. Writes and
+read-after-write go to the primary through :meth:`Database.transaction`;
+reads that tolerate replication lag use :meth:`Database.read_session`, which
+goes to the replica only when one is configured and the caller did not ask
+for ``fresh``. Whether a read must be fresh (e.g. "this user wrote a moment
+ago") is the service's decision; the kit only carries it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from prometheus_client import Gauge
+from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import QueuePool
+
+from service_kit.settings import KitSettings
+
+# SQLSTATE 25006: the server refused a write because it is (now) a standby. A
+# pooled connection that answers this sits on a demoted primary after a
+# failover; pool_pre_ping cannot notice (the server still answers SELECT 1).
+READ_ONLY_SQL_TRANSACTION = "25006"
+
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_connections_in_use",
+    "Connections checked out of the pool, by engine role.",
+    ["service", "role"],
+)
+DB_POOL_OPEN = Gauge(
+    "db_pool_connections_open",
+    "Connections the pool holds open (idle or in use), by engine role.",
+    ["service", "role"],
+)
+
+ReadTarget = Literal["primary", "replica"]
+
+
+def choose_read_target(*, replica_configured: bool, fresh: bool) -> ReadTarget:
+    """Where a read goes: the replica only when there is one and the read may lag."""
+    return "replica" if replica_configured and not fresh else "primary"
+
+
+def sqlstate_of(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a database error, whether raised by SQLAlchemy or asyncpg.
+
+    SQLAlchemy 2.1 wraps asyncpg errors (``EmulatedDBAPIException``); both the
+    wrapper and the driver's exception carry ``sqlstate``.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        state = getattr(exc, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        inner = getattr(exc, "orig", None) or getattr(exc, "driver_exception", None)
+        exc = inner if isinstance(inner, BaseException) else exc.__cause__
+    return None
+
+
+def _discard_connection_on_demoted_primary(ctx: ExceptionContext) -> None:
+    if sqlstate_of(ctx.original_exception) == READ_ONLY_SQL_TRANSACTION:
+        # Treated as a disconnect: SQLAlchemy closes this connection instead of
+        # returning it to the pool, and invalidates the rest of the pool too
+        # (they were all opened to the same demoted server).
+        ctx.is_disconnect = True
+
+
+def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> AsyncEngine:
+    """An asyncpg engine with the pool and server settings of ``settings``."""
+    server_settings = {"application_name": f"{settings.service_name}:{role}"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=True,
+        # Recycle well before typical proxy/load-balancer idle cut-offs.
+        pool_recycle=1800,
+        connect_args={"server_settings": server_settings},
+    )
+    event.listen(engine.sync_engine, "handle_error", _discard_connection_on_demoted_primary)
+    pool = engine.sync_engine.pool
+    if isinstance(pool, QueuePool):
+        DB_POOL_CHECKED_OUT.labels(settings.service_name, role).set_function(pool.checkedout)
+        DB_POOL_OPEN.labels(settings.service_name, role).set_function(
+            lambda: pool.checkedin() + pool.checkedout()
+        )
+    return engine
+
+
+class Database:
+    """The engines and session factories of one process."""
+
+    def __init__(self, settings: KitSettings) -> None:
+        self.primary: AsyncEngine = create_engine(settings.database_url, settings, role="primary")
+        self.replica: AsyncEngine | None = (
+            create_engine(settings.database_replica_url, settings, role="replica")
+            if settings.database_replica_url
+            else None
+        )
+        # expire_on_commit=False: objects stay readable after commit without a
+        # hidden lazy load (which would fail outside the greenlet context).
+        self._primary_sessions = async_sessionmaker(self.primary, expire_on_commit=False)
+        self._replica_sessions = (
+            async_sessionmaker(self.replica, expire_on_commit=False) if self.replica else None
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session on the primary in one transaction: commit on success, rollback on error."""
+        async with self._primary_sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self, *, fresh: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session for reads.
+
+        ``fresh=True`` reads from the primary: use it for read-after-write, e.g.
+        when the caller itself wrote a moment ago and must see its own write.
+        Otherwise the replica is used when configured. Nothing is committed.
+        """
+        target = choose_read_target(replica_configured=self.replica is not None, fresh=fresh)
+        factory = self._replica_sessions if target == "replica" else self._primary_sessions
+        assert factory is not None
+        async with factory() as session:
+            yield session
+
+    async def ping(self) -> None:
+        """Readiness: the primary answers a query (raises otherwise)."""
+        async with self.primary.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def ping_replica(self) -> None:
+        """The replica answers a query; a no-op when none is configured."""
+        if self.replica is None:
+            return
+        async with self.replica.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.primary.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from service_kit.db import Database, choose_read_target, sqlstate_of
+from service_kit.settings import KitSettings
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+
+def test_reads_go_to_the_replica_only_when_configured_and_lag_is_acceptable() -> None:
+    assert choose_read_target(replica_configured=True, fresh=False) == "replica"
+    assert choose_read_target(replica_configured=True, fresh=True) == "primary"
+    assert choose_read_target(replica_configured=False, fresh=False) == "primary"
+    assert choose_read_target(replica_configured=False, fresh=True) == "primary"
+
+
+async def test_engine_applies_statement_timeout_and_names_its_role(
+    db_settings: KitSettings,
+) -> None:
+    # The "replica" is the same server here; application_name shows which engine served.
+    db = Database(
+        db_settings.model_copy(
+            update={
+                "db_statement_timeout_ms": 1500,
+                "database_replica_url": db_settings.database_url,
+            }
+        )
+    )
+    try:
+        async with db.transaction() as session:
+            assert await session.scalar(text("SHOW statement_timeout")) == "1500ms"
+            assert await session.scalar(text("SHOW application_name")) == "kit-test:primary"
+        async with db.read_session() as session:
+            assert await session.scalar(text("SHOW application_name")) == "kit-test:replica"
+        async with db.read_session(fresh=True) as session:
+            assert await session.scalar(text("SHOW application_name")) == "kit-test:primary"
+        await db.ping()
+        await db.ping_replica()
+    finally:
+        await db.dispose()
+
+
+async def test_transaction_commits_on_success_and_rolls_back_on_error(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(text("CREATE TABLE kit.t (x int)"))
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO kit.t VALUES (1)"))
+            raise RuntimeError("boom")
+    async with db.transaction() as session:
+        await session.execute(text("INSERT INTO kit.t VALUES (2)"))
+    async with db.read_session() as session:
+        assert (await session.execute(text("SELECT x FROM kit.t"))).scalars().all() == [2]
+
+
+async def test_connection_on_demoted_primary_is_discarded_not_pooled(
+    db_settings: KitSettings,
+) -> None:
+    db = Database(db_settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}))
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("CREATE TABLE public.t (x int)"))
+        async with db.primary.connect() as conn:
+            demoted_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+            # What a demoted primary looks like to a pooled connection: every
+            # transaction is read-only from now on.
+            await conn.execute(text("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"))
+            await conn.commit()
+            with pytest.raises(DBAPIError) as caught:
+                await conn.execute(text("INSERT INTO public.t VALUES (1)"))
+            assert sqlstate_of(caught.value) == "25006"
+            assert type(caught.value.driver_exception).__name__ == "ReadOnlySQLTransactionError"
+            assert caught.value.connection_invalidated
+        async with db.transaction() as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) != demoted_pid
+            await session.execute(text("INSERT INTO public.t VALUES (2)"))
+    finally:
+        await db.dispose()
+
+
+async def test_other_errors_keep_the_pooled_connection(db_settings: KitSettings) -> None:
+    db = Database(db_settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}))
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("CREATE TABLE public.u (x int PRIMARY KEY)"))
+            await session.execute(text("INSERT INTO public.u VALUES (1)"))
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        with pytest.raises(IntegrityError) as caught:
+            async with db.transaction() as session:
+                await session.execute(text("INSERT INTO public.u VALUES (1)"))
+        assert not caught.value.connection_invalidated
+        async with db.transaction() as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) == pid
+    finally:
+        await db.dispose()
