@@ -1,0 +1,64 @@
+"""`/api/v1/auth`: sign-in, tokens, the caller's own account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from auth_service.api.deps import AccountsDep, ClientAddress, SessionsDep, SignedIn
+from auth_service.api.schemas import (
+    LoginIn,
+    PasswordChangeIn,
+    PasswordResetIn,
+    RefreshIn,
+    TokenPairOut,
+    UserOut,
+)
+from auth_service.usecases.sessions import TokenPair
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def _tokens(pair: TokenPair, response: Response) -> TokenPairOut:
+    # RFC 6749 5.1: token responses must not be cached by the browser or a proxy.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return TokenPairOut.of(pair)
+
+
+@router.post("/login")
+async def login(
+    body: LoginIn, sessions: SessionsDep, address: ClientAddress, response: Response
+) -> TokenPairOut:
+    return _tokens(await sessions.login(body.email, body.password, address), response)
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, sessions: SessionsDep, response: Response) -> TokenPairOut:
+    return _tokens(await sessions.refresh(body.refresh_token), response)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshIn, caller: SignedIn, sessions: SessionsDep) -> Response:
+    await sessions.logout(caller.user.id, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me")
+async def me(caller: SignedIn) -> UserOut:
+    return UserOut.of(caller.user)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    body: PasswordChangeIn, caller: SignedIn, sessions: SessionsDep
+) -> Response:
+    await sessions.change_password(
+        caller.user, caller.session_id, body.current_password, body.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT)
+async def reset_password(body: PasswordResetIn, accounts: AccountsDep) -> Response:
+    await accounts.accept_invitation(body.token, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,86 @@
+"""Dependencies of the routes: the use cases, the caller, the client address."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from service_kit.errors import Forbidden, Unauthorized
+from service_kit.security import CurrentUser, bearer_token
+
+from auth_service.api.client_address import client_address
+from auth_service.domain.users import Role, User
+from auth_service.settings import AuthSettings
+from auth_service.usecases.accounts import Accounts
+from auth_service.usecases.sessions import Sessions
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
+def _accounts(request: Request) -> Accounts:
+    accounts: Accounts = request.app.state.accounts
+    return accounts
+
+
+SessionsDep = Annotated[Sessions, Depends(_sessions)]
+AccountsDep = Annotated[Accounts, Depends(_accounts)]
+
+
+def _client_address(request: Request) -> str:
+    settings: AuthSettings = request.app.state.settings
+    return client_address(
+        request.headers.get("x-forwarded-for"),
+        request.client.host if request.client else None,
+        trust_forwarded_for=settings.trust_forwarded_for,
+    )
+
+
+ClientAddress = Annotated[str, Depends(_client_address)]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The signed-in user as the database has them now, and their session (``sid``)."""
+
+    user: User
+    session_id: uuid.UUID | None
+
+
+def _session_id(request: Request) -> uuid.UUID | None:
+    # Only called after the kit's verifier accepted this very token (signature,
+    # issuer, audience, expiry), so reading one more claim unverified is safe.
+    claims = jwt.decode(
+        bearer_token(request.headers.get("authorization")), options={"verify_signature": False}
+    )
+    try:
+        return uuid.UUID(str(claims["sid"]))
+    except (KeyError, ValueError):
+        return None
+
+
+async def _signed_in(principal: CurrentUser, request: Request, accounts: AccountsDep) -> Caller:
+    # auth owns the users table, so it checks the caller against it: a user
+    # deactivated or demoted a minute ago loses access here at once, not when
+    # their access token expires.
+    user = await accounts.find_user(principal.user_id)
+    if user is None or not user.active:
+        raise Unauthorized()
+    return Caller(user, _session_id(request))
+
+
+SignedIn = Annotated[Caller, Depends(_signed_in)]
+
+
+async def _admin(caller: SignedIn) -> Caller:
+    if caller.user.role is not Role.ADMIN:
+        raise Forbidden()
+    return caller
+
+
+Admin = Annotated[Caller, Depends(_admin)]

@@ -1,0 +1,76 @@
+"""`/api/v1/users`: user administration (admins only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from service_kit.errors import NotFound
+
+from auth_service.api.deps import AccountsDep, Admin
+from auth_service.api.pagination import decode_cursor, encode_cursor
+from auth_service.api.schemas import UserCreateIn, UserOut, UserPageOut, UserPatchIn
+from auth_service.domain.users import Role
+from auth_service.usecases.accounts import NewUser, UserChanges
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def parse_user_id(raw: str) -> uuid.UUID:
+    """A malformed id is a user that does not exist: 404, like any unknown id."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise NotFound() from exc
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_user(body: UserCreateIn, _: Admin, accounts: AccountsDep) -> UserOut:
+    user = await accounts.create_user(
+        NewUser(
+            email=body.email,
+            full_name=body.full_name,
+            role=body.role,
+            student_number=body.student_number,
+            password=body.password,
+        )
+    )
+    return UserOut.of(user)
+
+
+@router.get("")
+async def list_users(
+    _: Admin,
+    accounts: AccountsDep,
+    role: Role | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> UserPageOut:
+    after = decode_cursor(cursor) if cursor else None
+    users, last_key = await accounts.list_users(role=role, q=q or None, after=after, limit=limit)
+    return UserPageOut(
+        items=[UserOut.of(u) for u in users],
+        next_cursor=encode_cursor(last_key) if last_key is not None else None,
+    )
+
+
+@router.get("/{user_id}")
+async def get_user(user_id: str, _: Admin, accounts: AccountsDep) -> UserOut:
+    return UserOut.of(await accounts.get_user(parse_user_id(user_id)))
+
+
+@router.patch("/{user_id}")
+async def update_user(
+    user_id: str, body: UserPatchIn, caller: Admin, accounts: AccountsDep
+) -> UserOut:
+    user = await accounts.update_user(
+        caller.user.id,
+        parse_user_id(user_id),
+        UserChanges(full_name=body.full_name, role=body.role, active=body.active),
+    )
+    return UserOut.of(user)

@@ -1,0 +1,27 @@
+"""Domain metrics of the auth service (the kit serves them on ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LOGIN_ATTEMPTS = Counter(
+    "auth_login_attempts_total",
+    "Sign-in attempts by outcome: success, invalid_credentials, rate_limited_email, "
+    "rate_limited_address.",
+    ["outcome"],
+)
+TOKEN_REFRESHES = Counter(
+    "auth_token_refreshes_total",
+    "Refresh-token presentations by outcome: success, invalid, reused.",
+    ["outcome"],
+)
+PASSWORD_HASH_DURATION = Histogram(
+    "auth_password_hash_duration_seconds",
+    "Time to hash or verify a password with Argon2id, queueing for a thread excluded.",
+    ["operation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+LOGIN_LIMITS_UNAVAILABLE = Counter(
+    "auth_login_limits_unavailable_total",
+    "Sign-in attempts let through unchecked because Redis did not answer.",
+)

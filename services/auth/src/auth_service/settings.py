@@ -1,0 +1,116 @@
+"""Settings of the auth service, read from the environment (names are the upper-cased fields).
+
+Secrets with a development default (the first admin's credentials, and the
+kit's database and broker URLs) are refused when ``ENVIRONMENT=production``.
+The signing key has no default at all: without ``JWT_SIGNING_KEY_FILE`` the
+service refuses to start (see :mod:`auth_service.keys`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from pydantic import AliasChoices, Field, field_validator
+from service_kit.settings import KitSettings
+
+from auth_service.domain.passwords import MIN_PASSWORD_LENGTH
+
+DEV_ADMIN_EMAIL = "admin@example.edu"
+DEV_ADMIN_PASSWORD = "admin-dev-password"
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+class AuthSettings(KitSettings):
+    """Everything the auth service reads from its environment."""
+
+    dev_secret_fields: ClassVar[frozenset[str]] = KitSettings.dev_secret_fields | {
+        "admin_email",
+        "admin_password",
+    }
+
+    service_name: str = Field("auth", description="Name used in logs, metrics and traces.")
+    # API.md names the replica per service (`*_DATABASE_REPLICA_URL`).
+    database_replica_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTH_DATABASE_REPLICA_URL", "DATABASE_REPLICA_URL"),
+        description="Optional read replica; auth reads its own writes, so it uses it rarely.",
+    )
+
+    auth_host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    auth_port: int = Field(8001, ge=1, le=65535, description="Port the HTTP server listens on.")
+
+    jwt_signing_key_file: str | None = Field(
+        None,
+        description="PEM file of the current Ed25519 private key. Required: without it the "
+        "service refuses to start (`auth-service keygen PATH` makes one).",
+    )
+    jwt_previous_public_key_files: str = Field(
+        "",
+        description="Comma-separated PEM files of more public keys to publish in the JWKS: the "
+        "key that signed before the last rotation (its tokens verify until they expire), or "
+        "the next key, published before it signs (docs/adr/0002).",
+    )
+    jwks_max_age_seconds: int = Field(
+        300, ge=0, description="`Cache-Control: max-age` of the JWKS document."
+    )
+    access_token_ttl_seconds: int = Field(
+        900, ge=30, description="Lifetime of an access token (JWT)."
+    )
+    refresh_token_ttl_seconds: int = Field(
+        1_209_600, ge=60, description="Lifetime of a refresh token; each use issues a new one."
+    )
+    invitation_ttl_seconds: int = Field(
+        604_800, ge=60, description="How long an invitation (password set) token stays valid."
+    )
+
+    argon2_memory_kib: int = Field(
+        19_456, ge=8, description="Argon2id memory cost in KiB (OWASP minimum: 19456)."
+    )
+    argon2_time_cost: int = Field(2, ge=1, description="Argon2id iterations (OWASP minimum: 2).")
+    argon2_parallelism: int = Field(1, ge=1, description="Argon2id lanes (OWASP minimum: 1).")
+    password_hash_workers: int = Field(
+        default_factory=_cpu_count,
+        ge=1,
+        description="Threads that hash and verify passwords off the event loop (default: CPUs).",
+    )
+
+    login_max_failures_per_email: int = Field(
+        5, ge=1, description="Failed sign-ins allowed per email per failure window."
+    )
+    login_failure_window_seconds: int = Field(
+        900, ge=1, description="Window of the per-email failure limit (15 minutes)."
+    )
+    login_max_attempts_per_ip: int = Field(
+        60, ge=1, description="Sign-in attempts allowed per client address per address window."
+    )
+    login_ip_window_seconds: int = Field(
+        60, ge=1, description="Window of the per-address attempt limit (1 minute)."
+    )
+    trust_forwarded_for: bool = Field(
+        True,
+        description="Take the client address from the first `X-Forwarded-For` value (the "
+        "gateway overwrites that header with the real peer); else the socket peer.",
+    )
+
+    admin_email: str = Field(
+        DEV_ADMIN_EMAIL, description="First admin, created at start if no user has this email."
+    )
+    admin_password: str = Field(
+        DEV_ADMIN_PASSWORD,
+        description="Password of the first admin; empty disables the bootstrap.",
+    )
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_follows_policy(cls, value: str) -> str:
+        if value and len(value) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"ADMIN_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters")
+        return value
+
+    @property
+    def previous_public_key_paths(self) -> list[str]:
+        return [p.strip() for p in self.jwt_previous_public_key_files.split(",") if p.strip()]

@@ -1,0 +1,128 @@
+"""The tables of the ``auth`` schema (the migrations create exactly these)."""
+
+from __future__ import annotations
+
+from service_kit.messaging.tables import kit_tables
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+SCHEMA = "auth"
+
+metadata = MetaData(
+    schema=SCHEMA,
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    },
+)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("email", Text, nullable=False, comment="As entered (normalized); unique lower-cased."),
+    Column("full_name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("student_number", Text, comment="Students only; unique."),
+    Column("password_hash", Text, comment="Argon2id PHC string; NULL until the invite is taken."),
+    Column("active", Boolean, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("role IN ('admin', 'examiner', 'student')", name="role"),
+    CheckConstraint("(role = 'student') = (student_number IS NOT NULL)", name="student_number"),
+    UniqueConstraint("student_number"),
+    comment="Accounts of the platform.",
+)
+# Case-insensitive uniqueness lives in the database, so two concurrent creates
+# of Ann@x.edu and ann@x.edu cannot both succeed; it is also the listing order.
+Index("uq_users_email_lower", func.lower(users.c.email), unique=True)
+Index("ix_users_role_email_lower", users.c.role, func.lower(users.c.email))
+# `q` is a substring search (ILIKE '%q%'); trigram indexes keep it off a full scan.
+# The migration creates them with the operator class named by schema (pg_trgm
+# may live in `auth` or wherever the database already had it).
+Index(
+    "ix_users_email_trgm",
+    users.c.email,
+    postgresql_using="gin",
+    postgresql_ops={"email": "gin_trgm_ops"},
+)
+Index(
+    "ix_users_full_name_trgm",
+    users.c.full_name,
+    postgresql_using="gin",
+    postgresql_ops={"full_name": "gin_trgm_ops"},
+)
+
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, comment="The `sid` of access tokens."),
+    Column(
+        "user_id",
+        UUID(as_uuid=True),
+        ForeignKey(users.c.id, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_reason", Text),
+    comment="One sign-in session: the chain of refresh tokens rotated from one login.",
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True, comment="SHA-256 of the token."),
+    Column(
+        "family_id",
+        UUID(as_uuid=True),
+        ForeignKey(refresh_families.c.id, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("rotated_at", DateTime(timezone=True), comment="Set when it was exchanged."),
+    comment="Refresh tokens by hash; a rotated one presented again revokes its family.",
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True, comment="SHA-256 of the token."),
+    Column(
+        "user_id",
+        UUID(as_uuid=True),
+        ForeignKey(users.c.id, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    comment="Single-use tokens with which an invited user sets a password.",
+)
+
+# The kit's outbox and inbox, in this schema, so the migrations create them here.
+KIT_TABLES = kit_tables(metadata, SCHEMA)
