@@ -54,3 +54,19 @@ async def test_readiness_times_out_a_hung_dependency() -> None:
     assert checks["db"]["ok"] is True
     assert checks["redis"] == {"ok": False, "ms": checks["redis"]["ms"], "error": "timeout"}
     assert checks["broker"]["error"] == "ConnectionError"
+
+
+async def test_non_critical_check_is_reported_but_keeps_the_process_ready() -> None:
+    readiness = Readiness(timeout_seconds=0.05)
+
+    async def fine() -> None:
+        return None
+
+    async def down() -> None:
+        raise ConnectionError("redis down")
+
+    readiness.add("db", fine)
+    readiness.add("redis", down, critical=False)
+    ready, checks = await readiness.report()
+    assert ready
+    assert checks["redis"]["ok"] is False and checks["redis"]["critical"] is False

@@ -25,9 +25,20 @@ class Readiness:
     def __init__(self, timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
         self._checks: dict[str, ReadinessCheck] = {}
+        self._optional: set[str] = set()
 
-    def add(self, name: str, check: ReadinessCheck) -> None:
+    def add(self, name: str, check: ReadinessCheck, *, critical: bool = True) -> None:
+        """Registers a check; a non-critical one is reported but never makes the pod unready.
+
+        Use ``critical=False`` for a dependency the process degrades without (Redis
+        for caches and limits): taking every pod out of the Service because Redis
+        is down would turn a slowdown into an outage.
+        """
         self._checks[name] = check
+        if critical:
+            self._optional.discard(name)
+        else:
+            self._optional.add(name)
 
     async def _run_one(self, check: ReadinessCheck) -> tuple[bool, str | None, float]:
         started = time.perf_counter()
@@ -47,8 +58,15 @@ class Readiness:
             entry: dict[str, object] = {"ok": ok, "ms": round(seconds * 1000, 1)}
             if error:
                 entry["error"] = error
+            if name in self._optional:
+                entry["critical"] = False
             checks[name] = entry
-        return all(ok for ok, _, _ in outcomes), checks
+        ready = all(
+            ok
+            for name, (ok, _, _) in zip(names, outcomes, strict=True)
+            if name not in self._optional
+        )
+        return ready, checks
 
 
 async def healthz(_: Request) -> Response:

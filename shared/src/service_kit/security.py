@@ -41,6 +41,8 @@ class Principal:
     email: str
     token_id: str
     expires_at: int
+    session_id: str | None = None
+    """The ``sid`` claim: the sign-in session (refresh-token family), when present."""
 
 
 class KeyNotFound(Exception):
@@ -177,6 +179,7 @@ class TokenVerifier:
                 email=str(claims.get("email", "")),
                 token_id=str(claims["jti"]),
                 expires_at=int(claims["exp"]),
+                session_id=str(claims["sid"]) if "sid" in claims else None,
             )
         except (KeyError, ValueError) as exc:
             raise Unauthorized() from exc

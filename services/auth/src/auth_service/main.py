@@ -96,5 +96,6 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     app.state.accounts = accounts
     app.state.jwks_body = orjson.dumps(jwks_document)
     app.state.readiness.add("db", db.ping)
-    app.state.readiness.add("redis", lambda: ping_redis(redis))
+    # Login works without Redis (limits fail open), so Redis must not make auth unready.
+    app.state.readiness.add("redis", lambda: ping_redis(redis), critical=False)
     return app

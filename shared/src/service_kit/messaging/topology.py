@@ -124,9 +124,7 @@ async def declare_consumer_queues(
     dlx = await channel.declare_exchange(
         dead_letter_exchange_name(settings), ExchangeType.DIRECT, durable=True
     )
-    dlq = await channel.declare_queue(
-        names.dlq, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    dlq = await channel.declare_queue(names.dlq, durable=True, arguments={"x-queue-type": "quorum"})
     await dlq.bind(dlx, routing_key=names.work)
     work = await channel.declare_queue(
         names.work, durable=True, arguments=work_queue_arguments(settings, spec)
