@@ -113,7 +113,10 @@ def ensure_dev_signing_key(path: Path, env: Mapping[str, str]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "auth_service", "keygen", str(path)], env=dict(env), cwd=ROOT, check=True
+        [sys.executable, "-m", "auth_service", "keygen", str(path)],
+        env=dict(env),
+        cwd=ROOT,
+        check=True,
     )
 
 
@@ -145,7 +148,9 @@ def start_suite(
     chosen = [s for s in SERVICES if s.exists() and (only is None or s.name in only)]
     port_of = {s.name: ports.get(s.name, s.default_port) for s in SERVICES}
     wiring = {s.port_env: str(port_of[s.name]) for s in SERVICES}
-    wiring.update({f"{s.name.upper()}_URL": f"http://127.0.0.1:{port_of[s.name]}" for s in SERVICES})
+    wiring.update(
+        {f"{s.name.upper()}_URL": f"http://127.0.0.1:{port_of[s.name]}" for s in SERVICES}
+    )
     wiring["JWKS_URL"] = f"http://127.0.0.1:{port_of['auth']}/.well-known/jwks.json"
     env = service_env(os.environ, {**wiring, **overrides})
     if "JWT_SIGNING_KEY_FILE" in env:

@@ -11,7 +11,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from localsuite import ROOT, SERVICES, check_dependencies, start_suite  # noqa: E402
+from localsuite import ROOT, SERVICES, check_dependencies, start_suite
 
 DEV_DEFAULTS = {
     "ENVIRONMENT": "development",
@@ -48,14 +48,18 @@ def main() -> int:
         missing = [s.name for s in SERVICES if not s.exists()]
         if missing:
             print(f"  not built yet: {', '.join(missing)} (the gateway answers 503 for them)")
-        print(f"  admin: {os.environ.get('ADMIN_EMAIL', 'admin@example.edu')} / "
-              f"{os.environ.get('ADMIN_PASSWORD', 'admin-dev-password')}")
+        print(
+            f"  admin: {os.environ.get('ADMIN_EMAIL', 'admin@example.edu')} / "
+            f"{os.environ.get('ADMIN_PASSWORD', 'admin-dev-password')}"
+        )
         print("Ctrl-C stops everything.\n", flush=True)
         while not stopping:
             for svc in suite.services:
                 if svc.process.poll() is not None:
-                    print(f"{svc.spec.name} exited with {svc.process.returncode}; stopping all",
-                          file=sys.stderr)
+                    print(
+                        f"{svc.spec.name} exited with {svc.process.returncode}; stopping all",
+                        file=sys.stderr,
+                    )
                     return 1
             time.sleep(0.5)
         return 0

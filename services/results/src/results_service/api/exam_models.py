@@ -1,0 +1,161 @@
+"""Request and response bodies of the exam endpoints (the Exam of API.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from results_service.api.numbers import JsonDecimal
+from results_service.store.exams import ExamRecord, GradeBandRecord, SubjectRecord
+from results_service.usecases.exam_definition import ExamDefinition
+
+ExamCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Term = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+RankMethodName = Literal["competition", "dense"]
+
+# Codes and grades are checked by the domain (empty, duplicate) so that every
+# problem of a definition shows in one 422; here only their length is bounded.
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+
+
+class SubjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: ShortText = Field(description="Unique in the exam.")
+    name: Label
+    max_mark: Decimal = Field(description="> 0, at most two decimals.")
+    pass_mark: Decimal = Field(description="0 <= pass_mark <= max_mark.")
+    credits: Decimal = Field(Decimal(1), description="> 0; weight in the GPA.")
+    examiner_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Examiners who may write this subject's marks; empty: any examiner.",
+    )
+
+    def record(self) -> SubjectRecord:
+        return SubjectRecord(
+            code=self.code,
+            name=self.name,
+            max_mark=self.max_mark,
+            pass_mark=self.pass_mark,
+            credits=self.credits,
+            examiner_ids=tuple(dict.fromkeys(self.examiner_ids)),
+        )
+
+
+class GradeBandIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grade: ShortText
+    min_percent: Decimal = Field(description="0..100; one band must have 0.")
+    points: Decimal = Field(description=">= 0; grade points for the GPA.")
+
+    def record(self) -> GradeBandRecord:
+        return GradeBandRecord(self.grade, self.min_percent, self.points)
+
+
+class ExamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: ExamCode = Field(description="Unique, compared case-insensitively.")
+    name: Label
+    term: Term | None = None
+    subjects: list[SubjectIn] = Field(max_length=200)
+    grading_scale: list[GradeBandIn] = Field(max_length=100)
+    pass_percent: Decimal = Field(Decimal(0), description="0..100.")
+    rank_method: RankMethodName = "competition"
+
+    def definition(self) -> ExamDefinition:
+        return ExamDefinition(
+            subjects=tuple(s.record() for s in self.subjects),
+            grading_scale=tuple(b.record() for b in self.grading_scale),
+            pass_percent=self.pass_percent,
+            rank_method=self.rank_method,
+        )
+
+
+class ExamPatch(BaseModel):
+    """Fields to change; ``subjects`` and ``grading_scale`` replace the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: ExamCode | None = None
+    name: Label | None = None
+    term: Term | None = None
+    subjects: list[SubjectIn] | None = Field(None, max_length=200)
+    grading_scale: list[GradeBandIn] | None = Field(None, max_length=100)
+    pass_percent: Decimal | None = None
+    rank_method: RankMethodName | None = None
+
+
+class SubjectOut(BaseModel):
+    code: str
+    name: str
+    max_mark: JsonDecimal
+    pass_mark: JsonDecimal
+    credits: JsonDecimal
+    examiner_ids: list[uuid.UUID]
+
+
+class GradeBandOut(BaseModel):
+    grade: str
+    min_percent: JsonDecimal
+    points: JsonDecimal
+
+
+class ExamOut(BaseModel):
+    """The Exam of API.md (plus ``updated_at``)."""
+
+    id: uuid.UUID
+    code: str
+    name: str
+    term: str | None
+    status: Literal["draft", "scheduled", "published"]
+    publish_at: datetime | None
+    published_at: datetime | None
+    subjects: list[SubjectOut]
+    grading_scale: list[GradeBandOut]
+    pass_percent: JsonDecimal
+    rank_method: RankMethodName
+    results_stale: bool = Field(description="True while results miss a mark or definition change.")
+    results_generated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, exam: ExamRecord) -> ExamOut:
+        return cls(
+            id=exam.id,
+            code=exam.code,
+            name=exam.name,
+            term=exam.term,
+            status=exam.status,
+            publish_at=exam.publish_at,
+            published_at=exam.published_at,
+            subjects=[
+                SubjectOut(
+                    code=s.code,
+                    name=s.name,
+                    max_mark=s.max_mark,
+                    pass_mark=s.pass_mark,
+                    credits=s.credits,
+                    examiner_ids=list(s.examiner_ids),
+                )
+                for s in exam.subjects
+            ],
+            grading_scale=[
+                GradeBandOut(grade=b.grade, min_percent=b.min_percent, points=b.points)
+                for b in exam.grading_scale
+            ],
+            pass_percent=exam.pass_percent,
+            rank_method=exam.rank_method,
+            results_stale=exam.results_stale,
+            results_generated_at=exam.results_generated_at,
+            created_at=exam.created_at,
+            updated_at=exam.updated_at,
+        )

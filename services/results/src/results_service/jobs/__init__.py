@@ -1,0 +1,1 @@
+"""Scheduled work of the results service (background services of the worker)."""

@@ -1,0 +1,1 @@
+"""Consumers of this service (user events, mark import chunks) and their queues."""

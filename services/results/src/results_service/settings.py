@@ -1,0 +1,72 @@
+"""Settings of the results service, read from the environment (names are the upper-cased fields).
+
+The kit's fields (database, Redis, RabbitMQ, JWT verification, logging) are
+inherited; the fields below are this service's own. The database and broker
+URLs keep their development defaults only outside production.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from service_kit.settings import KitSettings
+
+SCHEMA = "results"
+"""The Postgres schema every table of this service lives in."""
+
+PRODUCER = "results"
+"""The ``producer`` of every event this service writes to its outbox."""
+
+
+class ResultsSettings(KitSettings):
+    """Everything the results service reads from its environment."""
+
+    service_name: str = Field("results", description="Name used in logs, metrics and traces.")
+    # API.md names the replica per service (`*_DATABASE_REPLICA_URL`).
+    database_replica_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RESULTS_DATABASE_REPLICA_URL", "DATABASE_REPLICA_URL"),
+        description="Optional read replica for lag-tolerant reads (lists of exams, marks, audit).",
+    )
+
+    results_host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    results_port: int = Field(8002, ge=1, le=65535, description="Port the HTTP server listens on.")
+
+    auth_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="Base URL of the auth service's internal API, used to look up students "
+        "missing from the local read model (`POST /internal/students/lookup`).",
+    )
+    auth_lookup_timeout_seconds: float = Field(
+        3.0, gt=0, description="Timeout of one call to auth's student lookup."
+    )
+    auth_lookup_batch_size: int = Field(
+        1000,
+        ge=1,
+        le=5000,
+        description="Student numbers sent per lookup call; a 5000-entry batch makes at most "
+        "ceil(missing / this) calls.",
+    )
+
+    run_workers: bool = Field(
+        True,
+        description="Run the message consumers, the outbox relay and background jobs inside "
+        "this process. Set false for an api-only Deployment when another one runs them.",
+    )
+    consumer_prefetch: int = Field(
+        16, ge=1, le=1000, description="Unacknowledged deliveries per consumer (bounded prefetch)."
+    )
+    idempotency_retention_days: int = Field(
+        30,
+        ge=1,
+        description="How long consumed message ids (inbox) and applied import chunks are "
+        "remembered; keep it beyond any redelivery or DLQ replay.",
+    )
+    housekeeping_interval_seconds: float = Field(
+        3600, gt=0, description="How often old inbox ids and processed chunks are purged."
+    )
+    read_your_writes_seconds: int = Field(
+        10,
+        ge=1,
+        description="For this long after a user wrote, their list reads go to the primary, "
+        "so a replica's lag never shows them their own write missing.",
+    )

@@ -1,0 +1,1 @@
+"""Use cases: what the API and the consumers do, independent of HTTP and AMQP."""

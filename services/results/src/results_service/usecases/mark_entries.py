@@ -1,0 +1,207 @@
+"""Validating a batch of mark entries against an exam (pure: no I/O).
+
+Shared by ``PUT /exams/{id}/marks`` and the bulk import chunks, so a mark is
+valid or not the same way whichever path it takes. Every problem of every
+entry is reported; the per-mark rules are the domain's
+(:func:`results_service.domain.validate_mark`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from service_kit.errors import Conflict, ErrorCode, Forbidden
+
+from results_service.domain import MarkStatus, ProblemCode, Subject, validate_mark
+from results_service.store.exams import ExamRecord
+from results_service.store.marks import MarkWrite
+
+MAX_BATCH_ENTRIES = 5000
+"""API.md: at most 5000 entries a call (and per import chunk)."""
+
+
+class EntryCode(StrEnum):
+    """Detail codes of an invalid entry (API.md names the first two)."""
+
+    STUDENT_NOT_FOUND = "STUDENT_NOT_FOUND"
+    SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
+    INVALID_STATUS = "INVALID_STATUS"
+    DUPLICATE_ENTRY = "DUPLICATE_ENTRY"
+    MARK_REQUIRED = ProblemCode.MARK_REQUIRED.value
+    MARK_NOT_ALLOWED = ProblemCode.MARK_NOT_ALLOWED.value
+    MARK_OUT_OF_RANGE = ProblemCode.MARK_OUT_OF_RANGE.value
+    TOO_MANY_DECIMALS = ProblemCode.TOO_MANY_DECIMALS.value
+    NOT_A_NUMBER = ProblemCode.NOT_A_NUMBER.value
+
+
+@dataclass(frozen=True, slots=True)
+class MarkInput:
+    """One requested entry as received; ``ref`` is its index (API) or file row (import)."""
+
+    ref: int
+    student_number: str
+    subject_code: str
+    status: str
+    mark: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryProblem:
+    """One problem of one entry; ``field`` is the entry's field, empty for the whole entry."""
+
+    ref: int
+    field: str
+    code: EntryCode
+    message: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who writes: the user id and role of the token (API) or of the import's requester."""
+
+    user_id: uuid.UUID
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedBatch:
+    valid: list[MarkWrite] = field(default_factory=list)
+    problems: list[EntryProblem] = field(default_factory=list)
+
+    @property
+    def failed_refs(self) -> set[int]:
+        return {p.ref for p in self.problems}
+
+
+def authorize_mark_write(
+    exam: ExamRecord, actor: Actor, reason: str | None, subject_codes: Sequence[str]
+) -> None:
+    """Raises unless ``actor`` may write marks of ``subject_codes`` in ``exam``.
+
+    After publication only an admin may, and only with a reason (409
+    ``EXAM_PUBLISHED``). An examiner may write a subject that lists them in
+    ``examiner_ids`` or lists nobody; one entry outside that refuses the whole
+    call with 403, since an atomic batch cannot be half authorised. Unknown
+    subject codes are left to validation (``SUBJECT_NOT_FOUND``).
+    """
+    if actor.role not in ("admin", "examiner"):
+        raise Forbidden()
+    if exam.is_published and (actor.role != "admin" or not (reason or "").strip()):
+        raise Conflict(
+            "The exam is published: only an admin may change its marks, with a reason.",
+            code=ErrorCode.EXAM_PUBLISHED,
+        )
+    if actor.role == "examiner":
+        for code in sorted(set(subject_codes)):
+            subject = exam.subject(code)
+            if (
+                subject is not None
+                and subject.examiner_ids
+                and (actor.user_id not in subject.examiner_ids)
+            ):
+                raise Forbidden(f"You are not an examiner of subject {code}.")
+
+
+_MARK_MESSAGES = {
+    ProblemCode.MARK_REQUIRED: "a present entry needs a mark",
+    ProblemCode.MARK_NOT_ALLOWED: "an absent or exempt entry takes no mark",
+    ProblemCode.TOO_MANY_DECIMALS: "a mark has at most two decimals",
+    ProblemCode.NOT_A_NUMBER: "the mark must be a finite number",
+}
+
+# Stands in for an unknown subject so the entry's other problems still show.
+_ANY_SUBJECT = Subject(code="", max_mark=Decimal("Infinity"), pass_mark=Decimal(0))
+
+
+def _mark_problem(entry: MarkInput, code: ProblemCode, subject: Subject) -> EntryProblem:
+    if code == ProblemCode.MARK_OUT_OF_RANGE:
+        message = f"the mark must be between 0 and {subject.max_mark}"
+    else:
+        message = _MARK_MESSAGES.get(code, code.value.lower().replace("_", " "))
+    value = "" if entry.mark is None else str(entry.mark)
+    return EntryProblem(entry.ref, "mark", EntryCode(code.value), message, value)
+
+
+def _entry_key(entry: MarkInput) -> tuple[str, str]:
+    return (entry.student_number, entry.subject_code)
+
+
+def validate_entries(
+    exam: ExamRecord,
+    entries: Sequence[MarkInput],
+    student_ids: Mapping[str, uuid.UUID],
+) -> ValidatedBatch:
+    """Every problem of every entry, and the entries that have none, ready to write.
+
+    ``student_ids`` maps the student numbers that exist to their user ids. A
+    (student, subject) pair given twice is a ``DUPLICATE_ENTRY`` on every
+    entry involved: which one was meant is not ours to guess.
+    """
+    subjects = {
+        s.code: Subject(code=s.code, max_mark=s.max_mark, pass_mark=s.pass_mark, credits=s.credits)
+        for s in exam.subjects
+    }
+    statuses = {s.value for s in MarkStatus}
+    seen = Counter(_entry_key(e) for e in entries)
+    batch = ValidatedBatch()
+    for entry in entries:
+        problems: list[EntryProblem] = []
+        student_id = student_ids.get(entry.student_number)
+        if student_id is None:
+            problems.append(
+                EntryProblem(
+                    entry.ref,
+                    "student_number",
+                    EntryCode.STUDENT_NOT_FOUND,
+                    f"no student has the number {entry.student_number!r}",
+                    entry.student_number,
+                )
+            )
+        subject = subjects.get(entry.subject_code)
+        if subject is None:
+            problems.append(
+                EntryProblem(
+                    entry.ref,
+                    "subject_code",
+                    EntryCode.SUBJECT_NOT_FOUND,
+                    f"the exam has no subject {entry.subject_code!r}",
+                    entry.subject_code,
+                )
+            )
+        if entry.status not in statuses:
+            problems.append(
+                EntryProblem(
+                    entry.ref,
+                    "status",
+                    EntryCode.INVALID_STATUS,
+                    "status must be present, absent or exempt",
+                    entry.status,
+                )
+            )
+        else:
+            checked = subject or _ANY_SUBJECT
+            for code in validate_mark(checked, entry.status, entry.mark):
+                problems.append(_mark_problem(entry, code, checked))
+        if seen[_entry_key(entry)] > 1:
+            problems.append(
+                EntryProblem(
+                    entry.ref,
+                    "",
+                    EntryCode.DUPLICATE_ENTRY,
+                    f"student {entry.student_number!r} and subject {entry.subject_code!r} "
+                    "appear more than once in this batch",
+                    f"{entry.student_number},{entry.subject_code}",
+                )
+            )
+        if problems:
+            batch.problems.extend(problems)
+        else:
+            assert student_id is not None
+            batch.valid.append(MarkWrite(student_id, entry.subject_code, entry.status, entry.mark))
+    return batch

@@ -1,0 +1,34 @@
+"""Resolving student numbers to students: the read model first, then auth."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from results_service.clients.auth import StudentLookup
+from results_service.store.students import student_ids_by_number, upsert_students
+
+
+async def resolve_student_numbers(
+    session: AsyncSession, lookup: StudentLookup, numbers: Collection[str]
+) -> dict[str, uuid.UUID]:
+    """User ids of the ``numbers`` that belong to students; unknown numbers are absent.
+
+    Numbers the read model lacks are asked of auth in batches and stored, so
+    a student created a moment ago (whose ``user.created`` has not arrived
+    yet) is found. Raises :class:`~results_service.clients.auth.StudentLookupUnavailable`
+    when auth cannot be asked: better no answer than a wrong "not found".
+    """
+    wanted = {n for n in numbers if n}
+    known = await student_ids_by_number(session, wanted)
+    missing = sorted(wanted - known.keys())
+    if not missing:
+        return known
+    found = [r for r in await lookup.lookup(missing) if r.student_number in wanted]
+    if found:
+        await upsert_students(session, found)
+        # Re-read: a newer state already held wins over the lookup's.
+        known.update(await student_ids_by_number(session, {r.student_number for r in found}))
+    return known
