@@ -112,7 +112,7 @@ NEW_USER_PROBLEMS: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
             ("password", "PASSWORD_TOO_SHORT"),
         ],
     ),
-    ({"role": "teacher"}, [("role", "ENUM")]),
+    ({"role": "teacher"}, [("role", "INVALID_ROLE")]),
     ({"role": "admin", "nickname": "x"}, [("nickname", "EXTRA_FORBIDDEN")]),
     ({"full_name": None, "role": "admin"}, [("full_name", "STRING_TYPE")]),
 ]
@@ -349,3 +349,19 @@ async def test_limit_500_is_allowed(service: Service, admin_token: str) -> None:
     )
 
     assert response.status_code == 200
+
+
+async def test_every_problem_of_a_new_user_is_reported_at_once(
+    service: Service, admin_token: str
+) -> None:
+    response = await service.client.post(
+        "/api/v1/users",
+        json={"email": "not-an-email", "full_name": " ", "role": "wizard", "password": "short"},
+        headers=bearer(admin_token),
+    )
+
+    assert response.status_code == 422
+    assert error_code(response) == "VALIDATION_FAILED"
+    fields = dict(_fields(response))
+    assert fields["role"] == "INVALID_ROLE"
+    assert {"email", "full_name", "password"} <= set(fields)

@@ -61,7 +61,7 @@ class TokenPairOut(BaseModel):
 class UserCreateIn(_Body):
     email: str = Field(max_length=_TEXT)
     full_name: str = Field(max_length=_TEXT)
-    role: Role
+    role: str = Field(max_length=_TEXT, description="admin, examiner or student.")
     student_number: str | None = Field(None, max_length=_TEXT)
     password: str | None = Field(
         None, description="Without one the account is invited (inactive until reset)."
@@ -72,7 +72,7 @@ class UserPatchIn(_Body):
     """Fields left out stay as they are."""
 
     full_name: str | None = Field(None, max_length=_TEXT)
-    role: Role | None = None
+    role: str | None = Field(None, max_length=_TEXT, description="admin, examiner or student.")
     active: bool | None = None
 
     @field_validator("full_name", "role", "active", mode="before")

@@ -63,6 +63,16 @@ def full_name_problems(field: str, full_name: str) -> list[ErrorDetail]:
     return []
 
 
+def parsed_role(field: str, raw: str) -> tuple[Role | None, list[ErrorDetail]]:
+    """The role named by ``raw``, or a problem; parsed here (not by the request model)
+    so that a bad role is reported together with every other problem of the body."""
+    try:
+        return Role(raw), []
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        return None, [ErrorDetail(field, "INVALID_ROLE", f"The role must be one of: {allowed}.")]
+
+
 def clean_student_number(raw: str | None) -> str | None:
     """Surrounding whitespace dropped (spreadsheets add it); an empty value is no value."""
     if raw is None:

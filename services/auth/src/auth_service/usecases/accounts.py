@@ -27,6 +27,7 @@ from auth_service.domain.users import (
     clean_student_number,
     full_name_problems,
     normalized_email,
+    parsed_role,
     role_change_problems,
     student_number_problems,
 )
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 class NewUser:
     email: str
     full_name: str
-    role: Role
+    role: str
     student_number: str | None = None
     password: str | None = None
 
@@ -51,7 +52,7 @@ class NewUser:
 @dataclass(frozen=True, slots=True)
 class UserChanges:
     full_name: str | None = None
-    role: Role | None = None
+    role: str | None = None
     active: bool | None = None
 
 
@@ -76,12 +77,15 @@ class Accounts:
     async def create_user(self, new: NewUser) -> User:
         """A new user; without a password the user is inactive and gets an invitation."""
         email, details = normalized_email("email", new.email)
+        role, role_details = parsed_role("role", new.role)
+        details += role_details
         student_number = clean_student_number(new.student_number)
         details += full_name_problems("full_name", new.full_name)
-        details += student_number_problems(new.role, student_number)
+        if role is not None:
+            details += student_number_problems(role, student_number)
         if new.password is not None:
             details += password_problems("password", new.password)
-        if details or email is None:
+        if details or email is None or role is None:
             raise ValidationFailed(details=details)
         password_hash = await self._hashing.hash(new.password) if new.password else None
 
@@ -90,7 +94,7 @@ class Accounts:
                 session,
                 email=email,
                 full_name=new.full_name.strip(),
-                role=new.role,
+                role=role,
                 student_number=student_number,
                 password_hash=password_hash,
                 active=password_hash is not None,
@@ -115,11 +119,13 @@ class Accounts:
         full_name = changes.full_name.strip() if changes.full_name is not None else None
         if changes.full_name is not None:
             details += full_name_problems("full_name", changes.full_name)
+        role: Role | None = None
+        if changes.role is not None:
+            role, role_details = parsed_role("role", changes.role)
+            details += role_details
         if details:
             raise ValidationFailed(details=details)
-        if actor_id == user_id and (
-            changes.active is False or changes.role not in (None, Role.ADMIN)
-        ):
+        if actor_id == user_id and (changes.active is False or role not in (None, Role.ADMIN)):
             # Otherwise the last admin can lock everybody out of administration.
             raise Conflict("You cannot deactivate or demote your own account.")
 
@@ -127,15 +133,15 @@ class Accounts:
             user = await users_store.get_user(session, user_id, lock="update")
             if user is None:
                 raise NotFound()
-            if changes.role is not None:
-                details += role_change_problems(user, changes.role)
+            if role is not None:
+                details += role_change_problems(user, role)
             if details:
                 raise ValidationFailed(details=details)
             values: dict[str, object] = {}
             if full_name is not None and full_name != user.full_name:
                 values["full_name"] = full_name
-            if changes.role is not None and changes.role != user.role:
-                values["role"] = changes.role.value
+            if role is not None and role != user.role:
+                values["role"] = role.value
             if changes.active is not None and changes.active != user.active:
                 values["active"] = changes.active
             if changes.active is False:
