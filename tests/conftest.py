@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
+from service_kit.testing import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -26,15 +26,6 @@ from localsuite import SERVICES, Suite, free_port, start_suite  # noqa: E402
 ADMIN_EMAIL = "e2e-admin@example.edu"
 ADMIN_PASSWORD = "e2e-admin-password"
 ALLOWED_ORIGIN = "https://app.example.edu"
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-
-
-async def _admin_sql(statement: str) -> None:
-    conn = await asyncpg.connect(f"{SERVER}/postgres")
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -52,7 +43,7 @@ class E2E:
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     run_id = uuid.uuid4().hex[:10]
     database = f"e2e_{run_id}"
-    asyncio.run(_admin_sql(f'CREATE DATABASE "{database}"'))
+    database_url = asyncio.run(create_database(database))
     tmp = tmp_path_factory.mktemp("e2e")
     ports = {s.name: free_port() for s in SERVICES}
     # Origins of the browser test's pages: one allowed, one refused.
@@ -60,7 +51,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     origins = [ALLOWED_ORIGIN, f"http://127.0.0.1:{page_ports['allowed']}"]
     overrides = {
         "ENVIRONMENT": "test",
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+        "DATABASE_URL": database_url,
         "REDIS_KEY_PREFIX": f"e2e:{run_id}:",
         "QUEUE_PREFIX": f"e2e-{run_id}.",
         "EVENTS_EXCHANGE": f"e2e-{run_id}.events",
@@ -82,7 +73,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             if os.environ.get("E2E_SHOW_LOGS"):
                 for log in sorted((tmp / "logs").glob("*.log")):
                     print(f"--- {log.name}\n{log.read_text()[-4000:]}")
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(drop_database(database))
 
 
 @pytest.fixture(scope="session")

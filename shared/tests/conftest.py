@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
-from kit_support import RABBITMQ_URL, REDIS_URL, SCHEMA, Rabbit, TcpProxy, admin_sql
+from kit_support import RABBITMQ_URL, REDIS_URL, SCHEMA, Rabbit, TcpProxy
 from redis.asyncio import Redis
 from service_kit.db import Database
 from service_kit.messaging.tables import kit_tables
 from service_kit.messaging.topology import dead_letter_exchange_name, delete_consumer_queues
 from service_kit.settings import KitSettings
+from service_kit.testing import temporary_database
 from sqlalchemy import MetaData
 from sqlalchemy.schema import CreateSchema
 
@@ -44,13 +45,9 @@ def settings(unique: str) -> KitSettings:
 
 
 @pytest.fixture
-async def database_url(unique: str) -> AsyncIterator[str]:
-    name = f"kit_test_{unique}"
-    await admin_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+async def database_url() -> AsyncIterator[str]:
+    async with temporary_database("kit_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,25 +11,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from service_kit.db import Database
 from service_kit.messaging.relay import OutboxRelay
 from service_kit.messaging.topology import QueueSpec
 from service_kit.settings import KitSettings
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SCHEMA = "kit"
-
-
-async def admin_sql(statement: str) -> None:
-    conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def wait_until(

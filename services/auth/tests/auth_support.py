@@ -18,20 +18,11 @@ from auth_service.settings import AuthSettings
 from fastapi import FastAPI
 from service_kit.messaging.topology import declare_events_exchange
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ADMIN_EMAIL = "root@example.edu"
 ADMIN_PASSWORD = "root-test-password"
 PASSWORD = "correct horse battery"
-
-
-async def admin_sql(statement: str) -> None:
-    conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def sql(settings: AuthSettings, statement: str, *args: object) -> list[asyncpg.Record]:

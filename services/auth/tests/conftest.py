@@ -24,17 +24,21 @@ from auth_service.settings import AuthSettings
 from auth_support import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
-    PG_SERVER,
     RABBITMQ_URL,
     REDIS_URL,
     EventTap,
     Keys,
     Service,
     StartService,
-    admin_sql,
 )
 from redis.asyncio import Redis
 from service_kit.migrations import upgrade_to_head
+from service_kit.testing import (
+    create_database,
+    drop_database,
+    temporary_database,
+    unique_database_name,
+)
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -51,15 +55,13 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 @pytest.fixture(scope="session")
 def template_database() -> Iterator[str]:
     """A database migrated to head once; each test's database is a copy of it."""
-    name = f"auth_test_tpl_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    name = unique_database_name("auth_test_tpl")
+    url = asyncio.run(create_database(name))
     try:
-        asyncio.run(
-            upgrade_to_head(ALEMBIC_INI, f"{PG_SERVER.replace('://', '+asyncpg://')}/{name}")
-        )
+        asyncio.run(upgrade_to_head(ALEMBIC_INI, url))
         yield name
     finally:
-        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(name))
 
 
 @pytest.fixture
@@ -68,13 +70,9 @@ def unique() -> str:
 
 
 @pytest.fixture
-async def database_url(template_database: str, unique: str) -> AsyncIterator[str]:
-    name = f"auth_test_{unique}"
-    await admin_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    async with temporary_database("auth_test", template=template_database) as url:
+        yield url
 
 
 @pytest.fixture
