@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 from service_kit.app import create_app
 from service_kit.errors import CATALOG, ErrorCode, ErrorDetail, NotFound, ValidationFailed
 from service_kit.settings import KitSettings
-from starlette.testclient import TestClient
 
 
 class Payload(BaseModel):
@@ -16,7 +18,7 @@ class Payload(BaseModel):
     count: int
 
 
-def build_client() -> TestClient:
+def build_app() -> FastAPI:
     router = APIRouter()
 
     @router.get("/things/{thing_id}")
@@ -40,12 +42,14 @@ def build_client() -> TestClient:
         raise RuntimeError("secret internals")
 
     app = create_app(KitSettings(service_name="kit-test"), title="t", version="1", routers=[router])
-    return TestClient(app, raise_server_exceptions=False)
+    return app
 
 
-@pytest.fixture(scope="module")
-def client() -> TestClient:
-    return build_client()
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit.test") as client:
+        yield client
 
 
 def assert_envelope(body: dict[str, object], code: ErrorCode) -> dict[str, object]:
@@ -58,56 +62,56 @@ def assert_envelope(body: dict[str, object], code: ErrorCode) -> dict[str, objec
     return error
 
 
-def test_domain_not_found_is_the_envelope(client: TestClient) -> None:
-    response = client.get("/things/0")
+async def test_domain_not_found_is_the_envelope(client: httpx.AsyncClient) -> None:
+    response = await client.get("/things/0")
     assert response.status_code == 404
     assert_envelope(response.json(), ErrorCode.NOT_FOUND)
 
 
-def test_unknown_route_is_not_found_envelope(client: TestClient) -> None:
-    response = client.get("/nowhere")
+async def test_unknown_route_is_not_found_envelope(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nowhere")
     assert response.status_code == 404
     assert_envelope(response.json(), ErrorCode.NOT_FOUND)
 
 
-def test_wrong_method_is_an_envelope_not_starlette_detail(client: TestClient) -> None:
-    response = client.delete("/things/1")
+async def test_wrong_method_is_an_envelope_not_starlette_detail(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/things/1")
     assert response.status_code == 405
     assert "detail" not in response.json()
     assert_envelope(response.json(), ErrorCode.METHOD_NOT_ALLOWED)
 
 
-def test_malformed_json_is_bad_request(client: TestClient) -> None:
-    response = client.post(
+async def test_malformed_json_is_bad_request(client: httpx.AsyncClient) -> None:
+    response = await client.post(
         "/things", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
     assert_envelope(response.json(), ErrorCode.BAD_REQUEST)
 
 
-def test_body_validation_lists_each_field(client: TestClient) -> None:
-    response = client.post("/things", json={"count": "many"})
+async def test_body_validation_lists_each_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/things", json={"count": "many"})
     assert response.status_code == 422
     error = assert_envelope(response.json(), ErrorCode.VALIDATION_FAILED)
     fields = {d["field"] for d in error["details"]}  # type: ignore[index, union-attr]
     assert fields == {"name", "count"}
 
 
-def test_bad_query_parameter_is_bad_request(client: TestClient) -> None:
-    response = client.get("/search", params={"limit": "lots"})
+async def test_bad_query_parameter_is_bad_request(client: httpx.AsyncClient) -> None:
+    response = await client.get("/search", params={"limit": "lots"})
     assert response.status_code == 400
     error = assert_envelope(response.json(), ErrorCode.BAD_REQUEST)
     assert error["details"][0]["field"] == "limit"  # type: ignore[index]
 
 
-def test_domain_validation_details_keep_their_codes(client: TestClient) -> None:
-    response = client.post("/things", json={"name": "bad", "count": 1})
+async def test_domain_validation_details_keep_their_codes(client: httpx.AsyncClient) -> None:
+    response = await client.post("/things", json={"name": "bad", "count": 1})
     error = assert_envelope(response.json(), ErrorCode.VALIDATION_FAILED)
     assert error["details"] == [{"field": "name", "code": "NAME_BAD", "message": "bad name"}]
 
 
-def test_unexpected_error_is_internal_without_internals(client: TestClient) -> None:
-    response = client.get("/boom", headers={"x-request-id": "req-123"})
+async def test_unexpected_error_is_internal_without_internals(client: httpx.AsyncClient) -> None:
+    response = await client.get("/boom", headers={"x-request-id": "req-123"})
     assert response.status_code == 500
     error = assert_envelope(response.json(), ErrorCode.INTERNAL)
     assert error["request_id"] == "req-123"
@@ -115,20 +119,18 @@ def test_unexpected_error_is_internal_without_internals(client: TestClient) -> N
     assert response.headers["x-request-id"] == "req-123"
 
 
-def test_sane_request_id_is_echoed_and_insane_one_replaced(client: TestClient) -> None:
-    assert (
-        client.get("/things/1", headers={"x-request-id": "abc-1"}).headers["x-request-id"]
-        == "abc-1"
-    )
-    replaced = client.get("/things/1", headers={"x-request-id": "bad id\twith spaces"})
+async def test_sane_request_id_is_echoed_and_insane_one_replaced(client: httpx.AsyncClient) -> None:
+    echoed = await client.get("/things/1", headers={"x-request-id": "abc-1"})
+    assert echoed.headers["x-request-id"] == "abc-1"
+    replaced = await client.get("/things/1", headers={"x-request-id": "bad id\twith spaces"})
     assert replaced.headers["x-request-id"] != "bad id\twith spaces"
     assert len(replaced.headers["x-request-id"]) == 32
 
 
-def test_metrics_use_route_templates_not_raw_paths(client: TestClient) -> None:
+async def test_metrics_use_route_templates_not_raw_paths(client: httpx.AsyncClient) -> None:
     for thing in (11, 12, 13):
-        client.get(f"/things/{thing}")
-    text = client.get("/metrics").text
+        await client.get(f"/things/{thing}")
+    text = (await client.get("/metrics")).text
     assert 'route="/things/{thing_id}"' in text
     assert "/things/11" not in text
 
