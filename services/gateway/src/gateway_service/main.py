@@ -1,0 +1,94 @@
+"""Composition root: builds the gateway from settings. Wiring only, no logic."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from service_kit.asgi import RequestIdMiddleware, UnhandledErrorMiddleware
+from service_kit.health import Readiness
+from service_kit.logging import configure_logging
+from service_kit.metrics import PrometheusMiddleware
+from service_kit.redis import create_redis
+from service_kit.security import token_verifier_from_settings
+from service_kit.tracing import setup_tracing
+from starlette.types import ASGIApp
+
+from gateway_service import __version__
+from gateway_service.app import GatewayApp
+from gateway_service.cors import CorsMiddleware
+from gateway_service.metrics import MetricsServer
+from gateway_service.openapi import OpenApiDocument
+from gateway_service.proxy.upstream import UpstreamProxy
+from gateway_service.ratelimit import rate_limiter_for
+from gateway_service.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
+    settings = settings or GatewaySettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    setup_tracing(settings.service_name)
+
+    redis = create_redis(settings)
+    proxy = UpstreamProxy(settings)
+    limiter = rate_limiter_for(settings, redis)
+    verifier = None
+    if settings.gateway_jwt_required:
+        verifier = token_verifier_from_settings(
+            settings.jwks_url,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.jwks_cache_seconds,
+        )
+    # With several workers the supervisor process serves the merged metrics (__main__).
+    metrics_port = settings.gateway_metrics_port if settings.gateway_workers == 1 else 0
+    metrics_server = MetricsServer(settings.gateway_metrics_host, metrics_port)
+    openapi = OpenApiDocument(
+        lambda: proxy.session,
+        settings.upstreams,
+        cache_seconds=settings.openapi_cache_seconds,
+        title="Exam results platform API",
+        version=__version__,
+    )
+
+    async def jwks_reachable() -> None:
+        async with proxy.session.get(settings.jwks_url) as response:
+            response.raise_for_status()
+            await response.read()
+
+    readiness = Readiness(settings.readiness_timeout_seconds)
+    readiness.add("redis", redis.ping)
+    readiness.add("jwks", jwks_reachable)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        # Each part is closed even when a later one fails to start.
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(redis.aclose)
+            await proxy.start()
+            stack.push_async_callback(proxy.close)
+            await limiter.start()
+            stack.push_async_callback(limiter.close)
+            metrics_server.start()
+            stack.callback(metrics_server.stop)
+            # Everything built so far lives as long as the process: moving it out
+            # of the collector's view makes each collection scan only request
+            # garbage (measured ~10% less CPU per proxied request, ADR 0003).
+            gc.freeze()
+            yield
+
+    app: ASGIApp = GatewayApp(
+        proxy=proxy,
+        verifier=verifier,
+        limiter=limiter,
+        readiness=readiness,
+        openapi=openapi,
+        lifespan=lifespan,
+    )
+    # Innermost first. CORS wraps the error middleware so even a 500 carries CORS
+    # headers; metrics and request ids wrap everything, so both see every answer.
+    app = UnhandledErrorMiddleware(app)
+    app = CorsMiddleware(app, settings.cors_origins, settings.cors_max_age_seconds)
+    app = PrometheusMiddleware(app, service=settings.service_name)
+    return RequestIdMiddleware(app)

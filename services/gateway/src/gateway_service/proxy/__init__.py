@@ -1,0 +1,1 @@
+"""Forwarding to the upstreams: header rules, body limits, streaming, timeouts."""

@@ -1,0 +1,134 @@
+"""Which headers cross the gateway, in each direction (RFC 9110 section 7.6.1).
+
+Request: hop-by-hop headers (and any a ``Connection`` header names) stop here;
+identity headers a client could use to impersonate someone or spoof its
+address are dropped; the gateway then sets ``X-Forwarded-For`` (the peer it
+saw, replacing any value sent), ``X-Forwarded-Proto`` and ``X-Request-ID``.
+Everything else, ``Authorization`` included, reaches the upstream unchanged:
+services verify the token again.
+
+Response: hop-by-hop headers stop here; ``Server`` and ``Date`` are the
+gateway's own; upstream ``Access-Control-*`` headers are dropped so CORS has
+one authority (the gateway's CORS layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# Dropped from requests besides hop-by-hop ones. ``host`` is the upstream's own,
+# ``expect`` is answered by the gateway's server, ``content-length`` is re-added
+# after it is validated, ``x-request-id`` is replaced by the sane one.
+_REQUEST_DROP = HOP_BY_HOP | {
+    b"host",
+    b"expect",
+    b"content-length",
+    b"x-request-id",
+    b"forwarded",
+    b"x-real-ip",
+    b"true-client-ip",
+    b"x-cluster-client-ip",
+    b"x-original-url",
+    b"x-rewrite-url",
+    b"x-http-method-override",
+}
+# Identity and address headers only the platform itself may set.
+IDENTITY_PREFIXES = (b"x-user", b"x-auth", b"x-forwarded", b"x-client", b"x-internal")
+
+_RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date", b"x-request-id"}
+_ACCESS_CONTROL = b"access-control-"
+
+
+@dataclass(slots=True)
+class RequestFraming:
+    """How the client framed its body: a declared length, chunked, or none."""
+
+    content_length: int | None = None
+    chunked: bool = False
+    invalid: bool = False
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    return {t.strip().lower() for t in value.split(b",") if t.strip()}
+
+
+def upstream_request_headers(
+    raw: list[tuple[bytes, bytes]], client_ip: str, scheme: str, request_id: str
+) -> tuple[list[tuple[str, str]], RequestFraming]:
+    """The headers to send upstream, and how the request body is framed."""
+    framing = RequestFraming()
+    nominated: set[str] | None = None
+    headers: list[tuple[str, str]] = []
+    has_accept_encoding = False
+    for name, value in raw:
+        if name in _REQUEST_DROP:
+            if name == b"content-length":
+                if not value.isdigit() or (
+                    framing.content_length is not None and framing.content_length != int(value)
+                ):
+                    framing.invalid = True
+                else:
+                    framing.content_length = int(value)
+            elif name == b"transfer-encoding":
+                framing.chunked = True
+            elif name == b"connection":
+                tokens = {t.decode("latin-1") for t in _tokens(value)}
+                nominated = (nominated or set()) | tokens
+            continue
+        if name.startswith(IDENTITY_PREFIXES):
+            continue
+        if name == b"accept-encoding":
+            has_accept_encoding = True
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    if nominated:
+        headers = [(n, v) for n, v in headers if n not in nominated]
+    if not has_accept_encoding:
+        # Without it aiohttp would ask for gzip and the client would get a body
+        # encoded in a way it never asked for (the gateway does not decompress).
+        headers.append(("Accept-Encoding", "identity"))
+    headers.append(("X-Forwarded-For", client_ip))
+    headers.append(("X-Forwarded-Proto", scheme))
+    headers.append(("X-Request-ID", request_id))
+    if framing.chunked:
+        # Transfer-Encoding wins over Content-Length (RFC 9112 6.3); the body is
+        # re-framed as chunked towards the upstream.
+        framing.content_length = None
+    elif framing.content_length is not None:
+        headers.append(("Content-Length", str(framing.content_length)))
+    return headers, framing
+
+
+def downstream_response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers that the client gets (names lower-cased)."""
+    nominated: set[bytes] | None = None
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in raw:
+        lname = name.lower()
+        if lname in _RESPONSE_DROP:
+            if lname == b"connection":
+                nominated = (nominated or set()) | _tokens(value)
+            continue
+        if lname.startswith(_ACCESS_CONTROL):
+            continue
+        out.append((lname, value))
+    if nominated:
+        out = [(n, v) for n, v in out if n not in nominated]
+    return out
