@@ -116,6 +116,7 @@ def main() -> int:
         "PASSWORD_HASH_WORKERS": str(args.threads),
         "LOGIN_MAX_ATTEMPTS_PER_IP": "1000000000",
         "LOG_LEVEL": "WARNING",
+        "QUEUE_EXPIRES_SECONDS": "300",
     }
     suite = start_suite(overrides, ports={"auth": port}, only={"auth"}, log_dir=tmp / "logs")
     try:

@@ -62,6 +62,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         "LOGIN_MAX_FAILURES_PER_EMAIL": "5",
         "LOGIN_MAX_ATTEMPTS_PER_IP": "1000",
         "LOG_JSON": "true",
+        # Queues of a killed run expire instead of piling up in the shared broker.
+        "QUEUE_EXPIRES_SECONDS": "600",
     }
     suite = None
     try:

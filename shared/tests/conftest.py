@@ -38,6 +38,7 @@ def settings(unique: str) -> KitSettings:
         events_exchange=f"kit-test-{unique}.events",
         queue_prefix=f"kit-test-{unique}.",
         redis_key_prefix=f"kit-test:{unique}:",
+        queue_expires_seconds=600,
         db_pool_size=5,
         db_max_overflow=5,
         db_statement_timeout_ms=15_000,

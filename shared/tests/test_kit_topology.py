@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import aio_pika
 import pytest
 from kit_support import Rabbit, death_reason
@@ -58,3 +60,29 @@ async def test_declared_topology_routes_dead_letters_and_returns_retries(
     back = await rabbit.get(names.work, timeout=5)
     assert back.body == b"later"
     assert death_reason(back) == "expired"
+
+
+async def test_queues_of_an_abandoned_run_expire_when_asked(
+    settings: KitSettings, unique: str
+) -> None:
+    expiring = settings.model_copy(update={"queue_expires_seconds": 1.0})
+    spec = QueueSpec(f"exp-{unique}", ("kit.expiring",), retry_delays_seconds=(0.2,))
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    try:
+        names = await declare_consumer_queues(await connection.channel(), expiring, spec)
+        remaining = {names.work, *names.retry, names.dlq}
+        # Quorum queues check their lease on a timer of a few seconds.
+        for _ in range(60):
+            for name in sorted(remaining):
+                probe = await connection.channel()
+                try:
+                    await probe.declare_queue(name, passive=True)
+                    await probe.close()
+                except aio_pika.exceptions.ChannelClosed:
+                    remaining.discard(name)
+            if not remaining:
+                break
+            await asyncio.sleep(0.5)
+        assert remaining == set()
+    finally:
+        await connection.close()

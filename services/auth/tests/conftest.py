@@ -87,6 +87,7 @@ def settings(database_url: str, unique: str, keys: Keys) -> AuthSettings:
         redis_key_prefix=f"auth-test:{unique}:",
         queue_prefix=f"auth-test-{unique}.",
         events_exchange=f"auth-test-{unique}.events",
+        queue_expires_seconds=600,
         jwt_signing_key_file=str(keys.current),
         argon2_memory_kib=64,
         argon2_time_cost=1,

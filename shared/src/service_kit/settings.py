@@ -60,6 +60,14 @@ class KitSettings(BaseSettings):
     rabbitmq_url: str = Field(DEV_RABBITMQ_URL, description="RabbitMQ URL.")
     events_exchange: str = Field("erp.events", description="Durable topic exchange for events.")
     queue_prefix: str = Field("", description="Prefix for queue names (tests isolate with it).")
+    queue_expires_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Delete a consumer's queues this long after they were last used "
+        "(`x-expires`). Unset in deployments; tests and throwaway runs set it so queues of a "
+        "killed run cannot pile up in the broker (hundreds of orphaned quorum queues stall "
+        "a small RabbitMQ node).",
+    )
 
     jwt_issuer: str = Field("exam-results-auth", description="Expected `iss` of access tokens.")
     jwt_audience: str = Field("exam-results", description="Expected `aud` of access tokens.")

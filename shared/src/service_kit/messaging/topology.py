@@ -80,30 +80,44 @@ def dead_letter_exchange_name(settings: KitSettings) -> str:
     return f"{settings.events_exchange}.dlx"
 
 
+def _expiring(settings: KitSettings, arguments: dict[str, Any]) -> dict[str, Any]:
+    if settings.queue_expires_seconds is not None:
+        arguments["x-expires"] = round(settings.queue_expires_seconds * 1000)
+    return arguments
+
+
 def work_queue_arguments(settings: KitSettings, spec: QueueSpec) -> dict[str, Any]:
     names = queue_names(settings, spec)
-    return {
-        "x-queue-type": "quorum",
-        "x-dead-letter-exchange": dead_letter_exchange_name(settings),
-        "x-dead-letter-routing-key": names.work,
-        "x-delivery-limit": spec.delivery_limit,
-        # at-least-once dead-lettering needs reject-publish overflow; without it
-        # a message can be lost between the work queue and the DLQ.
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+    return _expiring(
+        settings,
+        {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": dead_letter_exchange_name(settings),
+            "x-dead-letter-routing-key": names.work,
+            "x-delivery-limit": spec.delivery_limit,
+            # at-least-once dead-lettering needs reject-publish overflow; without it
+            # a message can be lost between the work queue and the DLQ.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
 
 
-def retry_queue_arguments(work_queue: str, delay_seconds: float) -> dict[str, Any]:
-    return {
-        "x-queue-type": "quorum",
-        "x-message-ttl": round(delay_seconds * 1000),
-        # The default exchange routes by queue name: expiry sends it back to work.
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": work_queue,
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+def retry_queue_arguments(
+    settings: KitSettings, work_queue: str, delay_seconds: float
+) -> dict[str, Any]:
+    return _expiring(
+        settings,
+        {
+            "x-queue-type": "quorum",
+            "x-message-ttl": round(delay_seconds * 1000),
+            # The default exchange routes by queue name: expiry sends it back to work.
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": work_queue,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
 
 
 async def declare_events_exchange(
@@ -124,7 +138,9 @@ async def declare_consumer_queues(
     dlx = await channel.declare_exchange(
         dead_letter_exchange_name(settings), ExchangeType.DIRECT, durable=True
     )
-    dlq = await channel.declare_queue(names.dlq, durable=True, arguments={"x-queue-type": "quorum"})
+    dlq = await channel.declare_queue(
+        names.dlq, durable=True, arguments=_expiring(settings, {"x-queue-type": "quorum"})
+    )
     await dlq.bind(dlx, routing_key=names.work)
     work = await channel.declare_queue(
         names.work, durable=True, arguments=work_queue_arguments(settings, spec)
@@ -133,7 +149,7 @@ async def declare_consumer_queues(
         await work.bind(events, routing_key=key)
     for queue_name, delay in zip(names.retry, spec.retry_delays_seconds, strict=True):
         await channel.declare_queue(
-            queue_name, durable=True, arguments=retry_queue_arguments(names.work, delay)
+            queue_name, durable=True, arguments=retry_queue_arguments(settings, names.work, delay)
         )
     return names
 
