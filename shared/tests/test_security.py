@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
-from service_kit.errors import ErrorCode, Forbidden, Unauthorized
+from service_kit.errors import ErrorCode, Forbidden, Unauthorized, UpstreamUnavailable
 from service_kit.security import (
     MIN_REFETCH_SECONDS,
     JwksKeyStore,
@@ -180,12 +180,70 @@ async def test_unknown_kid_refetches_once_and_picks_up_rotation(
     assert MIN_REFETCH_SECONDS >= 1
 
 
-async def test_jwks_unreachable_refuses(ring: KeyRing) -> None:
+async def test_jwks_never_fetched_is_unavailable_not_unauthorized(ring: KeyRing) -> None:
     async def down() -> dict[str, Any]:
         raise ConnectionError("auth is down")
 
     verifier = TokenVerifier(JwksKeyStore(down, 300), ISSUER, AUDIENCE)
-    await expect_code(verifier, sign(ring.keys["k1"], "k1"), ErrorCode.AUTH_TOKEN_INVALID)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await verifier.verify(sign(ring.keys["k1"], "k1"))
+    assert caught.value.headers["Retry-After"]
+
+
+class FlakyJwks:
+    """A JWKS endpoint that can be taken down and counts the attempts."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self.up = True
+        self.attempts = 0
+
+    async def fetch(self) -> dict[str, Any]:
+        self.attempts += 1
+        if not self.up:
+            raise ConnectionError("auth is down")
+        return self.ring.jwks()
+
+
+async def test_known_keys_outlive_a_jwks_outage_with_backoff(ring: KeyRing) -> None:
+    endpoint = FlakyJwks(ring)
+    store = JwksKeyStore(
+        endpoint.fetch,
+        cache_seconds=0.05,
+        stale_if_error_seconds=60,
+        retry_after_failure_seconds=30,
+    )
+    verifier = TokenVerifier(store, ISSUER, AUDIENCE)
+    await verifier.verify(sign(ring.keys["k1"], "k1"))
+    endpoint.up = False
+    time.sleep(0.1)  # the key set is now stale and auth is down
+    for _ in range(5):
+        await verifier.verify(sign(ring.keys["k1"], "k1"))  # new tokens still verify
+    assert endpoint.attempts == 2  # one failed refresh, then backing off
+
+
+async def test_keys_stale_past_their_grace_are_unavailable(ring: KeyRing) -> None:
+    endpoint = FlakyJwks(ring)
+    store = JwksKeyStore(endpoint.fetch, cache_seconds=0.05, stale_if_error_seconds=0.05)
+    verifier = TokenVerifier(store, ISSUER, AUDIENCE)
+    token = sign(ring.keys["k1"], "k1")
+    await verifier.verify(token)
+    endpoint.up = False
+    time.sleep(0.15)
+    with pytest.raises(UpstreamUnavailable):
+        await verifier.verify(token)  # even the cached verification ends with the grace
+
+
+async def test_withdrawn_key_ends_its_cached_tokens(ring: KeyRing) -> None:
+    store = JwksKeyStore(ring.fetch, cache_seconds=0.05)
+    verifier = TokenVerifier(store, ISSUER, AUDIENCE)
+    token = sign(ring.keys["k1"], "k1")
+    await verifier.verify(token)
+    ring.add("k2")
+    del ring.keys["k1"]  # emergency rotation: k1 is withdrawn from the JWKS
+    time.sleep(0.1)
+    await verifier.verify(sign(ring.keys["k2"], "k2"))  # the refresh drops k1
+    await expect_code(verifier, token, ErrorCode.AUTH_TOKEN_INVALID)
 
 
 def test_bearer_header_parsing() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from gateway_fakes import FakeUpstreams, GatewayProcess, SigningKey
+from gateway_fakes import FakeUpstreams, GatewayProcess, SigningKey, free_port
 
 
 def _b64(data: bytes) -> str:
@@ -160,3 +160,16 @@ def test_unknown_kid_is_refused_then_rotated_keys_are_picked_up(
         assert time.monotonic() < deadline, "rotated key never picked up"
         time.sleep(0.2)
     assert status(signing_key) == 200
+
+
+def test_jwks_unreachable_is_503_not_401(start_gateway: Callable[..., GatewayProcess]) -> None:
+    # Auth (the JWKS) down before the gateway ever loaded a key: the gateway
+    # cannot tell a good token from a bad one, and must not send clients to sign in.
+    gateway = start_gateway(JWKS_URL=f"http://127.0.0.1:{free_port()}/.well-known/jwks.json")
+    token = SigningKey("key-1").token()
+    response = httpx.get(
+        gateway.url + "/api/v1/exams", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert int(response.headers["retry-after"]) > 0

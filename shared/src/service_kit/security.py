@@ -11,6 +11,7 @@ a key that was rotated in.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import jwt
 from fastapi import Depends, Request
 from jwt import PyJWK
 
-from service_kit.errors import ErrorCode, Forbidden, Unauthorized
+from service_kit.errors import ErrorCode, Forbidden, Unauthorized, UpstreamUnavailable
 
 ALLOWED_ALGORITHMS = ("EdDSA",)
 MIN_REFETCH_SECONDS = 10.0
@@ -49,14 +50,37 @@ class KeyNotFound(Exception):
     pass
 
 
-class JwksKeyStore:
-    """Public keys by ``kid``, loaded from a JWKS and refreshed when stale."""
+class KeysUnavailable(Exception):
+    """No usable key set: the JWKS could never be fetched, or is stale past its grace."""
 
-    def __init__(self, fetch: JwksFetcher, cache_seconds: float) -> None:
+
+log = logging.getLogger(__name__)
+
+
+class JwksKeyStore:
+    """Public keys by ``kid``, loaded from a JWKS and refreshed when stale.
+
+    When a refresh fails the keys already held stay in use for
+    ``stale_if_error_seconds`` more (an auth outage must not sign everybody out),
+    and the next attempt waits ``retry_after_failure_seconds`` so a down JWKS
+    endpoint is not hit by every request.
+    """
+
+    def __init__(
+        self,
+        fetch: JwksFetcher,
+        cache_seconds: float,
+        *,
+        stale_if_error_seconds: float = 3600.0,
+        retry_after_failure_seconds: float = 5.0,
+    ) -> None:
         self._fetch = fetch
         self._cache_seconds = cache_seconds
+        self._stale_if_error = stale_if_error_seconds
+        self._retry_after_failure = retry_after_failure_seconds
         self._keys: dict[str, PyJWK] = {}
         self._loaded_at = float("-inf")
+        self._next_attempt = float("-inf")
         self._last_refetch = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -76,25 +100,47 @@ class JwksKeyStore:
             keys[kid] = key
         return keys
 
-    async def _load(self) -> None:
-        self._keys = self.parse(await self._fetch())
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at > self._cache_seconds
+
+    def _usable(self) -> bool:
+        return time.monotonic() - self._loaded_at <= self._cache_seconds + self._stale_if_error
+
+    async def _refresh(self) -> None:
+        """Loads the JWKS; on failure keeps the old keys and backs off (call under the lock)."""
+        if time.monotonic() < self._next_attempt:
+            return
+        try:
+            keys = self.parse(await self._fetch())
+        except Exception as exc:
+            self._next_attempt = time.monotonic() + self._retry_after_failure
+            log.warning("JWKS refresh failed; keeping %d known keys: %r", len(self._keys), exc)
+            return
+        self._keys = keys
         self._loaded_at = time.monotonic()
+        self._next_attempt = float("-inf")
+
+    def publishes(self, kid: str) -> bool:
+        """Whether ``kid`` is still in the key set (a withdrawn key ends its tokens)."""
+        return kid in self._keys and self._usable()
 
     async def key_for(self, kid: str) -> PyJWK:
-        now = time.monotonic()
-        if now - self._loaded_at > self._cache_seconds:
+        if self._stale() and time.monotonic() >= self._next_attempt:
             async with self._lock:
-                if time.monotonic() - self._loaded_at > self._cache_seconds:
-                    await self._load()
+                if self._stale():
+                    await self._refresh()
         key = self._keys.get(kid)
-        if key is not None:
-            return key
-        async with self._lock:
-            key = self._keys.get(kid)
-            if key is None and time.monotonic() - self._last_refetch >= MIN_REFETCH_SECONDS:
-                self._last_refetch = time.monotonic()
-                await self._load()
+        if key is None:
+            async with self._lock:
                 key = self._keys.get(kid)
+                if key is None and time.monotonic() - self._last_refetch >= MIN_REFETCH_SECONDS:
+                    # An unknown kid may be a key rotated in since our last fetch.
+                    self._last_refetch = time.monotonic()
+                    self._next_attempt = float("-inf")
+                    await self._refresh()
+                    key = self._keys.get(kid)
+        if not self._usable():
+            raise KeysUnavailable(kid)
         if key is None:
             raise KeyNotFound(kid)
         return key
@@ -126,23 +172,27 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
-        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Principal, str]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
         if cached is not None:
-            if cached.expires_at + self._leeway < time.time():
+            principal, kid = cached
+            if principal.expires_at + self._leeway < time.time():
                 self._verified.pop(token, None)
                 raise Unauthorized(code=ErrorCode.AUTH_TOKEN_EXPIRED)
-            self._verified.move_to_end(token)
-            return cached
-        principal = await self._verify_uncached(token)
-        self._verified[token] = principal
+            if self._keys.publishes(kid):
+                self._verified.move_to_end(token)
+                return principal
+            # The signing key was withdrawn (or the key set went stale): verify afresh.
+            self._verified.pop(token, None)
+        principal, kid = await self._verify_uncached(token)
+        self._verified[token] = (principal, kid)
         if len(self._verified) > _VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return principal
 
-    async def _verify_uncached(self, token: str) -> Principal:
+    async def _verify_uncached(self, token: str) -> tuple[Principal, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -155,9 +205,9 @@ class TokenVerifier:
             key = await self._keys.key_for(kid)
         except KeyNotFound as exc:
             raise Unauthorized() from exc
-        except Exception as exc:
-            # The JWKS could not be fetched: refusing is the only safe answer.
-            raise Unauthorized("The access token cannot be verified right now.") from exc
+        except KeysUnavailable as exc:
+            # Not the caller's fault: a 401 would make every client sign in again.
+            raise UpstreamUnavailable("Access tokens cannot be verified right now.") from exc
         try:
             claims = jwt.decode(
                 token,
@@ -173,7 +223,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized() from exc
         try:
-            return Principal(
+            principal = Principal(
                 user_id=uuid.UUID(str(claims["sub"])),
                 role=str(claims["role"]),
                 email=str(claims.get("email", "")),
@@ -183,6 +233,7 @@ class TokenVerifier:
             )
         except (KeyError, ValueError) as exc:
             raise Unauthorized() from exc
+        return principal, kid
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 import orjson
-from service_kit.errors import ErrorCode, Unauthorized
+from service_kit.errors import ErrorCode, Unauthorized, UpstreamUnavailable
 from service_kit.health import Readiness
 from service_kit.security import TokenVerifier, bearer_token
 from starlette.types import Receive, Scope, Send
@@ -100,6 +100,18 @@ class GatewayApp:
                     exc.code,
                     message=exc.message,
                     headers=[_WWW_AUTHENTICATE],
+                    close=_declares_body(scope),
+                )
+                return
+            except UpstreamUnavailable as exc:
+                # The JWKS cannot be had (auth down past the keys' grace): a 503, so
+                # clients retry instead of signing everybody out.
+                AUTH_REJECTIONS.labels(exc.code.value).inc()
+                await send_error(
+                    send,
+                    exc.code,
+                    message=exc.message,
+                    headers=[(k.lower().encode(), v.encode()) for k, v in exc.headers.items()],
                     close=_declares_body(scope),
                 )
                 return
