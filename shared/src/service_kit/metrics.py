@@ -44,6 +44,22 @@ class PrometheusMiddleware:
         self.service = service
         self.skip_paths = skip_paths | {"/metrics"}
         self.in_flight = HTTP_IN_FLIGHT.labels(service)
+        # Label children bound once per (method, route[, status]): ``labels()`` costs
+        # a lock and a tuple build per call. Bounded by the series Prometheus holds.
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._histograms: dict[tuple[str, str], Histogram] = {}
+
+    def _record(self, method: str, route: str, status: int, seconds: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = HTTP_REQUESTS.labels(self.service, method, route, str(status))
+            self._counters[(method, route, status)] = counter
+        counter.inc()
+        histogram = self._histograms.get((method, route))
+        if histogram is None:
+            histogram = HTTP_DURATION.labels(self.service, method, route)
+            self._histograms[(method, route)] = histogram
+        histogram.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.skip_paths:
@@ -63,10 +79,9 @@ class PrometheusMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             self.in_flight.dec()
-            route = route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-            HTTP_DURATION.labels(self.service, method, route).observe(time.perf_counter() - started)
+            self._record(
+                scope["method"], route_template(scope), status, time.perf_counter() - started
+            )
 
 
 async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
