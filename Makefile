@@ -41,6 +41,7 @@ test: install system-deps lint ## every test, against the real local servers
 bench: install ## benchmarks (gateway, login, result generation); figures go in issue notes
 	"$(UV)" run --frozen python scripts/bench_gateway.py
 	"$(UV)" run --frozen python scripts/bench_login.py
+	"$(UV)" run --frozen python scripts/bench_generation.py
 
 .PHONY: docs
 docs: install ## regenerate docs that come from code (error catalog)

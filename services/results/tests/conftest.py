@@ -123,6 +123,7 @@ def settings(database_url: str, unique: str, auth_stub: AuthStub) -> ResultsSett
         redis_key_prefix=f"test-{unique}:",
         queue_prefix=f"test-{unique}.",
         events_exchange=f"test-{unique}.events",
+        queue_expires_seconds=600,
         auth_url=auth_stub.url,
         run_workers=False,
     )

@@ -19,6 +19,7 @@ import orjson
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+from results_service.generation.autoregen import AUTOREGEN_QUEUE
 from results_service.messaging.mark_chunks import MARK_CHUNKS_QUEUE
 from results_service.messaging.user_events import USER_EVENTS_QUEUE
 from results_service.settings import ResultsSettings
@@ -178,7 +179,7 @@ async def drop_broker_objects(settings: ResultsSettings) -> None:
     connection = await aio_pika.connect(settings.rabbitmq_url)
     try:
         channel = await connection.channel()
-        for spec in (USER_EVENTS_QUEUE, MARK_CHUNKS_QUEUE):
+        for spec in (USER_EVENTS_QUEUE, MARK_CHUNKS_QUEUE, AUTOREGEN_QUEUE):
             await delete_consumer_queues(channel, settings, spec)
         await channel.exchange_delete(settings.events_exchange)
         await channel.exchange_delete(dead_letter_exchange_name(settings))

@@ -12,16 +12,31 @@ from fastapi import APIRouter, FastAPI
 from service_kit.app import create_app as create_kit_app
 
 from results_service import __version__
-from results_service.api import exams, marks
+from results_service.api import exams, marks, publication, results
+from results_service.generation.wiring import (
+    autoregen_service,
+    publication_scheduler,
+    register_results_consumers,
+)
 from results_service.jobs.housekeeping import housekeeping
 from results_service.messaging.mark_chunks import register_mark_chunks
 from results_service.messaging.user_events import register_user_events
 from results_service.runtime import BackgroundFactory, ConsumerRegistration, service_lifespan
 from results_service.settings import ResultsSettings
 
-ROUTERS: list[APIRouter] = [exams.router, marks.router]
-CONSUMERS: list[ConsumerRegistration] = [register_user_events, register_mark_chunks]
-BACKGROUND: list[BackgroundFactory] = [housekeeping]
+ROUTERS: list[APIRouter] = [
+    exams.router,
+    marks.router,
+    results.router,
+    publication.router,
+    results.internal_router,
+]
+CONSUMERS: list[ConsumerRegistration] = [
+    register_user_events,
+    register_mark_chunks,
+    register_results_consumers,
+]
+BACKGROUND: list[BackgroundFactory] = [housekeeping, autoregen_service, publication_scheduler]
 
 
 def create_app(settings: ResultsSettings | None = None) -> FastAPI:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from fastapi import FastAPI
@@ -35,6 +35,9 @@ from service_kit.security import token_verifier_from_settings
 from results_service.clients.auth import AuthStudentLookup, StudentLookup
 from results_service.read_your_writes import RecentWriters
 from results_service.settings import SCHEMA, ResultsSettings
+
+if TYPE_CHECKING:
+    from results_service.generation.wiring import ResultsJobs
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,9 @@ class Runtime:
     events: EventBroker | None = None
     relay: OutboxRelay | None = None
     background: list[BackgroundService] = field(default_factory=list)
+    results_jobs: ResultsJobs | None = None
+    """Generation runner, result cache, auto-regeneration and publication scheduler;
+    built on first use by :func:`results_service.generation.wiring.results_jobs`."""
 
 
 ConsumerRegistration = Callable[[EventBroker, Runtime], object]

@@ -70,3 +70,47 @@ class ResultsSettings(KitSettings):
         description="For this long after a user wrote, their list reads go to the primary, "
         "so a replica's lag never shows them their own write missing.",
     )
+
+    # -- generation, publication, result cache (results_service.generation / .publication)
+    generation_lock_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Lease of the per-exam Redis lock, renewed every third of it while a "
+        "generation runs; a holder that stops renewing loses it after this long.",
+    )
+    generation_lock_wait_seconds: float = Field(
+        1.0, gt=0, description="How long one attempt waits for the lock before re-checking."
+    )
+    generation_wait_seconds: float = Field(
+        25.0,
+        gt=0,
+        description="How long POST .../results/generate waits for fresh results before "
+        "answering 503 with Retry-After (the generation goes on); below the gateway's "
+        "30 s upstream budget.",
+    )
+    generation_work_mem: str = Field(
+        "256MB", description="work_mem of a generation's compute transaction (in-memory sorts)."
+    )
+    regeneration_debounce_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="A stale exam regenerates by itself this long after its last marks.changed.",
+    )
+    regeneration_sweep_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each replica looks for stale exams in PostgreSQL (catches a "
+        "lost marks.changed).",
+    )
+    regeneration_timeout_seconds: float = Field(
+        300.0, gt=0, description="Budget of one automatic regeneration before it is retried."
+    )
+    publication_poll_seconds: float = Field(
+        1.0, gt=0, description="How often each replica looks for due scheduled publications."
+    )
+    results_cache_ttl_seconds: int = Field(
+        60,
+        ge=1,
+        description="TTL of cached result bodies. Keys carry the generation, so results are "
+        "never stale; this bounds memory and how long a renamed student's old name shows.",
+    )

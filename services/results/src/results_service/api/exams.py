@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from service_kit.errors import ErrorDetail, NotFound, ValidationFailed
 from service_kit.security import CurrentUser
 
-from results_service.api.deps import DB, AdminUser, ReadSession, StaffUser, Writers
+from results_service.api.deps import DB, AdminUser, ReadSession, RuntimeDep, StaffUser, Writers
 from results_service.api.exam_models import ExamCreate, ExamOut, ExamPatch
+from results_service.api.exam_reads import exam_body
 from results_service.api.pagination import (
     DEFAULT_LIMIT,
     Cursor,
@@ -19,7 +20,8 @@ from results_service.api.pagination import (
     decode_cursor,
     page_of,
 )
-from results_service.store.exams import ExamRecord, get_exam, list_exams
+from results_service.generation.wiring import results_jobs
+from results_service.store.exams import ExamRecord, list_exams
 from results_service.usecases.exams import ExamChanges, ExamDraft, create_exam, patch_exam
 
 router = APIRouter(prefix="/api/v1/exams", tags=["exams"])
@@ -54,12 +56,18 @@ async def get_exams(
 
 
 @router.get("/{exam_id}", response_model=ExamOut)
-async def get_one_exam(exam_id: uuid.UUID, caller: CurrentUser, session: ReadSession) -> ExamOut:
-    """Admins and examiners see any exam; a student only a published one (else 404)."""
-    exam = await get_exam(session, exam_id)
-    if exam is None or (caller.role not in ("admin", "examiner") and not exam.is_published):
+async def get_one_exam(
+    exam_id: uuid.UUID, caller: CurrentUser, session: ReadSession, runtime: RuntimeDep
+) -> Response:
+    """Admins and examiners see any exam; a student only a published one (else 404).
+
+    Cache-aside in Redis under a key carrying the exam's version (api/exam_reads.py).
+    """
+    staff = caller.role in ("admin", "examiner")
+    body = await exam_body(session, results_jobs(runtime).cache, exam_id, staff=staff)
+    if body is None:
         raise NotFound("No such exam.")
-    return ExamOut.of(exam)
+    return Response(body, media_type="application/json")
 
 
 _NOT_NULL = ("code", "name", "subjects", "grading_scale", "pass_percent", "rank_method")

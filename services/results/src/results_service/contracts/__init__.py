@@ -24,6 +24,17 @@ from results_service.contracts.marks_import import (
     MarkImportRow,
     Requester,
 )
+from results_service.contracts.results_events import (
+    RECIPIENTS_PER_CHUNK,
+    RESULTS_PUBLISHED_TYPE,
+    RESULTS_PUBLISHED_VERSION,
+    RESULTS_UPDATED_TYPE,
+    RESULTS_UPDATED_VERSION,
+    Recipient,
+    ResultsPublishedV1,
+    ResultsUpdatedV1,
+    UpdatedRecipient,
+)
 
 __all__ = [
     "IMPORT_CHUNK_RESULT_TYPE",
@@ -34,11 +45,20 @@ __all__ = [
     "MARKS_CHANGED_TYPE",
     "MARKS_CHANGED_VERSION",
     "MAX_CHUNK_ROWS",
+    "RECIPIENTS_PER_CHUNK",
+    "RESULTS_PUBLISHED_TYPE",
+    "RESULTS_PUBLISHED_VERSION",
+    "RESULTS_UPDATED_TYPE",
+    "RESULTS_UPDATED_VERSION",
     "ImportMode",
     "ImportRowError",
     "MarkImportChunkResultV1",
     "MarkImportChunkV1",
     "MarkImportRow",
     "MarksChangedV1",
+    "Recipient",
     "Requester",
+    "ResultsPublishedV1",
+    "ResultsUpdatedV1",
+    "UpdatedRecipient",
 ]

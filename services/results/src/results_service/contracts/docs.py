@@ -34,6 +34,17 @@ from results_service.contracts.marks_import import (
     MarkImportRow,
     Requester,
 )
+from results_service.contracts.results_events import (
+    RECIPIENTS_PER_CHUNK,
+    RESULTS_PUBLISHED_TYPE,
+    RESULTS_PUBLISHED_VERSION,
+    RESULTS_UPDATED_TYPE,
+    RESULTS_UPDATED_VERSION,
+    Recipient,
+    ResultsPublishedV1,
+    ResultsUpdatedV1,
+    UpdatedRecipient,
+)
 
 BEGIN_MARKER = "<!-- results marks events: begin (generated; do not edit) -->"
 END_MARKER = "<!-- results marks events: end -->"
@@ -158,6 +169,62 @@ MESSAGES = (
             "marks_version": 8,
         },
     ),
+    Message(
+        RESULTS_PUBLISHED_TYPE,
+        RESULTS_PUBLISHED_VERSION,
+        RESULTS_PUBLISHED_TYPE,
+        "results",
+        "notifier (one `results_published` notification per student)",
+        ResultsPublishedV1,
+        "An exam's results were published (now, or by the scheduler at `publish_at`).",
+        "Written in the transaction that set the exam `published`, so it exists if and only "
+        "if the publication committed; a scheduled exam is published once across replicas. "
+        f"Every candidate (every student with a result row) is a recipient, in chunks of at "
+        f"most {RECIPIENTS_PER_CHUNK} ordered by student_number: one event per chunk, "
+        "`chunk_no` from 0 to `chunk_count - 1`. Treat each chunk on its own; "
+        "`(exam_id, chunk_no)` names a chunk (a publication happens once per exam).",
+        (Recipient,),
+        {
+            "exam_id": _EXAM,
+            "exam_code": "PHYS-2026-S",
+            "exam_name": "Physics, spring 2026",
+            "published_at": "2026-11-22T10:15:30.123456+00:00",
+            "generation": 4,
+            "chunk_no": 0,
+            "chunk_count": 1,
+            "recipients": [
+                {"student_id": _USER, "student_number": "S-1001"},
+                {"student_id": "5f8e2a11-9c3b-4d7e-8a1f-2b3c4d5e6f70", "student_number": "S-1002"},
+            ],
+        },
+    ),
+    Message(
+        RESULTS_UPDATED_TYPE,
+        RESULTS_UPDATED_VERSION,
+        RESULTS_UPDATED_TYPE,
+        "results",
+        "notifier (one `results_updated` notification per student and generation)",
+        ResultsUpdatedV1,
+        "A regeneration of a published exam changed some results.",
+        "Written in the transaction of the generation that changed the rows (after marks "
+        "were corrected), for exactly the students whose result row it inserted, changed or "
+        "deleted: a student whose rank moved because of someone else's correction is one; a "
+        "student whose values are all unchanged is not. A generation that changes nothing "
+        "writes nothing. Same chunking as `results.published`; `(exam_id, generation, "
+        "chunk_no)` names a chunk.",
+        (UpdatedRecipient,),
+        {
+            "exam_id": _EXAM,
+            "exam_code": "PHYS-2026-S",
+            "exam_name": "Physics, spring 2026",
+            "generation": 5,
+            "chunk_no": 0,
+            "chunk_count": 1,
+            "recipients": [
+                {"student_id": _USER, "student_number": "S-1001", "change": "updated"},
+            ],
+        },
+    ),
 )
 
 
@@ -181,6 +248,7 @@ def _type_name(annotation: Any) -> str:
         "bool": "boolean",
         "int": "integer",
         "Decimal": "decimal string",
+        "datetime": "string (RFC 3339, UTC)",
         "ImportMode": "`partial` \\| `all_or_nothing`",
     }.get(name, name)
 

@@ -1,0 +1,1 @@
+"""Result generation: set-based SQL, the fenced coalescing runner, automatic regeneration."""

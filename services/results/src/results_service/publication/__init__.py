@@ -1,0 +1,1 @@
+"""Publication of results: now or scheduled, and the recipient events it writes."""
