@@ -58,7 +58,9 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             await response.read()
 
     readiness = Readiness(settings.readiness_timeout_seconds)
-    readiness.add("redis", redis.ping)
+    # The rate limit fails open without Redis, so Redis is reported but must not
+    # take every replica out of the Service (that would turn a slowdown into an outage).
+    readiness.add("redis", redis.ping, critical=False)
     readiness.add("jwks", jwks_reachable)
 
     @asynccontextmanager
