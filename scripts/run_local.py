@@ -43,7 +43,11 @@ def main() -> int:
         gateway = os.environ.get("GATEWAY_PORT", "8000")
         print("\nThe suite is up:")
         print(f"  gateway   http://127.0.0.1:{gateway}   (API under /api/v1, /openapi.json)")
+        metrics_port = os.environ.get("GATEWAY_METRICS_PORT", "9100")
         for svc in suite.services:
+            if svc.spec.name == "gateway":
+                print(f"  gateway   metrics on http://127.0.0.1:{metrics_port}/metrics")
+                continue
             print(f"  {svc.spec.name:<9} http://127.0.0.1:{svc.port}   (/healthz /readyz /metrics)")
         missing = [s.name for s in SERVICES if not s.exists()]
         if missing:
