@@ -36,38 +36,23 @@ from results_support import (
 from service_kit.db import Database
 from service_kit.migrations import upgrade_to_head
 from service_kit.redis import create_redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from service_kit.testing import create_database, drop_database, unique_database_name
 
-SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-
-
-async def _admin_sql(sql: str) -> None:
-    engine = create_async_engine(
-        f"{SERVER}/postgres", isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def template_database() -> Iterator[str]:
-    name = f"results_tmpl_{uuid.uuid4().hex[:12]}"
+    name = unique_database_name("results_tmpl")
 
     async def create() -> None:
-        await _admin_sql(f'CREATE DATABASE "{name}"')
-        await upgrade_to_head(ALEMBIC_INI, f"{SERVER}/{name}")
+        await upgrade_to_head(ALEMBIC_INI, await create_database(name))
 
     asyncio.run(create())
     try:
         yield name
     finally:
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(name))
 
 
 @pytest.fixture(scope="session")
@@ -84,14 +69,12 @@ def database_dropper() -> Iterator[ThreadPoolExecutor]:
 async def database_url(
     template_database: str, database_dropper: ThreadPoolExecutor
 ) -> AsyncIterator[str]:
-    name = f"results_test_{uuid.uuid4().hex}"
-    await _admin_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    name = unique_database_name("results_test")
+    url = await create_database(name, template=template_database)
     try:
-        yield f"{SERVER}/{name}"
+        yield url
     finally:
-        database_dropper.submit(
-            asyncio.run, _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
+        database_dropper.submit(asyncio.run, drop_database(name))
 
 
 @pytest.fixture(scope="session")
