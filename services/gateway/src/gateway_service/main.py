@@ -45,7 +45,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     metrics_port = settings.gateway_metrics_port if settings.gateway_workers == 1 else 0
     metrics_server = MetricsServer(settings.gateway_metrics_host, metrics_port)
     openapi = OpenApiDocument(
-        lambda: proxy.session,
+        lambda: proxy.client,
         settings.upstreams,
         cache_seconds=settings.openapi_cache_seconds,
         title="Exam results platform API",
@@ -53,9 +53,11 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     )
 
     async def jwks_reachable() -> None:
-        async with proxy.session.get(settings.jwks_url) as response:
-            response.raise_for_status()
-            await response.read()
+        status, _ = await proxy.client.fetch(
+            settings.jwks_url, timeout_seconds=settings.readiness_timeout_seconds
+        )
+        if status != 200:
+            raise RuntimeError(f"the JWKS answered {status}")
 
     readiness = Readiness(settings.readiness_timeout_seconds)
     # The rate limit fails open without Redis, so Redis is reported but must not

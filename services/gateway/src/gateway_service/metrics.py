@@ -10,10 +10,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+
+if TYPE_CHECKING:
+    from gateway_service.proxy.pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +40,12 @@ UPSTREAM_FAILURES = Counter(
     "gateway_upstream_failures_total",
     "Requests answered 503 because the upstream was unreachable or too slow.",
     ["upstream", "reason"],
+)
+UPSTREAM_CONNECTIONS = Gauge(
+    "gateway_upstream_connections",
+    "Pooled connections to an upstream by state (idle, in_use); read at scrape time, "
+    "so only exported with GATEWAY_WORKERS=1.",
+    ["upstream", "state"],
 )
 BODY_TOO_LARGE = Counter(
     "gateway_body_too_large_total", "Requests refused with 413 by the gateway."
@@ -64,6 +83,20 @@ class UpstreamMetrics:
 
     def for_upstream(self, name: str) -> UpstreamSeries:
         return self._series[name]
+
+    def watch_pools(self, pools: Mapping[str, ConnectionPool]) -> None:
+        """Pool occupancy, computed when Prometheus scrapes (nothing on the request path)."""
+        for name, pool in pools.items():
+            UPSTREAM_CONNECTIONS.labels(name, "idle").set_function(partial(_idle, pool))
+            UPSTREAM_CONNECTIONS.labels(name, "in_use").set_function(partial(_in_use, pool))
+
+
+def _idle(pool: ConnectionPool) -> float:
+    return pool.idle
+
+
+def _in_use(pool: ConnectionPool) -> float:
+    return pool.in_use
 
 
 class MetricsServer:

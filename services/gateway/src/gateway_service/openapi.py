@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
+from gateway_service.proxy.client import UpstreamClient
+from gateway_service.proxy.connection import UpstreamError
 from gateway_service.routing import match_route
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,14 @@ class OpenApiDocument:
 
     def __init__(
         self,
-        session: Callable[[], aiohttp.ClientSession],
+        client: Callable[[], UpstreamClient],
         upstreams: Mapping[str, str],
         *,
         cache_seconds: float,
         title: str,
         version: str,
     ) -> None:
-        self._session = session
+        self._client = client
         self._upstreams = dict(upstreams)
         self._cache_seconds = cache_seconds
         self._title = title
@@ -136,13 +137,11 @@ class OpenApiDocument:
     async def _fetch(self, upstream: str) -> Document | None:
         url = self._upstreams[upstream] + "/openapi.json"
         try:
-            async with self._session().get(
-                url, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
-            ) as response:
-                if response.status != 200:
-                    return None
-                data = orjson.loads(await response.read())
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
+            status, body = await self._client().fetch(url, timeout_seconds=FETCH_TIMEOUT_SECONDS)
+            if status != 200:
+                return None
+            data = orjson.loads(body)
+        except (UpstreamError, orjson.JSONDecodeError) as exc:
             log.info("openapi of %s unavailable: %s", upstream, type(exc).__name__)
             return None
         if not isinstance(data, dict) or not isinstance(data.get("paths"), dict):

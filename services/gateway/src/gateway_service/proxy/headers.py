@@ -14,6 +14,7 @@ one authority (the gateway's CORS layer).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 HOP_BY_HOP = frozenset(
@@ -31,8 +32,8 @@ HOP_BY_HOP = frozenset(
 )
 
 # Dropped from requests besides hop-by-hop ones. ``host`` is the upstream's own,
-# ``expect`` is answered by the gateway's server, ``content-length`` is re-added
-# after it is validated, ``x-request-id`` is replaced by the sane one.
+# ``expect`` is answered by the gateway's server, ``content-length`` is re-sent
+# by the client after it is validated, ``x-request-id`` is replaced by the sane one.
 _REQUEST_DROP = HOP_BY_HOP | {
     b"host",
     b"expect",
@@ -72,12 +73,12 @@ def _tokens(value: bytes) -> set[bytes]:
 
 def upstream_request_headers(
     raw: list[tuple[bytes, bytes]], client_ip: str, scheme: str, request_id: str
-) -> tuple[list[tuple[str, str]], RequestFraming]:
-    """The headers to send upstream, and how the request body is framed."""
+) -> tuple[list[tuple[bytes, bytes]], RequestFraming]:
+    """The headers to send upstream (names lower-case, as the ASGI server gives them),
+    and how the request body is framed; the client adds the framing header itself."""
     framing = RequestFraming()
-    nominated: set[str] | None = None
-    headers: list[tuple[str, str]] = []
-    has_accept_encoding = False
+    nominated: set[bytes] | None = None
+    headers: list[tuple[bytes, bytes]] = []
     for name, value in raw:
         if name in _REQUEST_DROP:
             if name == b"content-length":
@@ -90,33 +91,24 @@ def upstream_request_headers(
             elif name == b"transfer-encoding":
                 framing.chunked = True
             elif name == b"connection":
-                tokens = {t.decode("latin-1") for t in _tokens(value)}
-                nominated = (nominated or set()) | tokens
+                nominated = (nominated or set()) | _tokens(value)
             continue
         if name.startswith(IDENTITY_PREFIXES):
             continue
-        if name == b"accept-encoding":
-            has_accept_encoding = True
-        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        headers.append((name, value))
     if nominated:
         headers = [(n, v) for n, v in headers if n not in nominated]
-    if not has_accept_encoding:
-        # Without it aiohttp would ask for gzip and the client would get a body
-        # encoded in a way it never asked for (the gateway does not decompress).
-        headers.append(("Accept-Encoding", "identity"))
-    headers.append(("X-Forwarded-For", client_ip))
-    headers.append(("X-Forwarded-Proto", scheme))
-    headers.append(("X-Request-ID", request_id))
+    headers.append((b"x-forwarded-for", client_ip.encode("latin-1")))
+    headers.append((b"x-forwarded-proto", scheme.encode("latin-1")))
+    headers.append((b"x-request-id", request_id.encode("latin-1")))
     if framing.chunked:
         # Transfer-Encoding wins over Content-Length (RFC 9112 6.3); the body is
         # re-framed as chunked towards the upstream.
         framing.content_length = None
-    elif framing.content_length is not None:
-        headers.append(("Content-Length", str(framing.content_length)))
     return headers, framing
 
 
-def downstream_response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+def downstream_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers that the client gets (names lower-cased)."""
     nominated: set[bytes] | None = None
     out: list[tuple[bytes, bytes]] = []

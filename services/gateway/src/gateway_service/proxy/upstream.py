@@ -1,15 +1,16 @@
 """Forwards one request to its upstream and streams the answer back.
 
-One pooled aiohttp session serves every upstream (ADR 0003: httpx measured
-several times slower under concurrency). Its connector keeps idle connections
-for less time than the upstreams' own keep-alive, so a pooled socket is never
-one the upstream is about to close; a bodyless idempotent request that still
-meets a socket closed under it is retried once on a fresh connection.
+Upstream connections come from the gateway's own pooled HTTP/1.1 client
+(:mod:`gateway_service.proxy.client`, ADR 0008). Its pools keep idle
+connections for less time than the upstreams' own keep-alive, so a pooled
+socket is never one the upstream is about to close; a bodyless idempotent
+request that still meets a socket closed under it is retried once on a fresh
+connection.
 
 Failures before the upstream answered become 503 ``UPSTREAM_UNAVAILABLE`` with
-``Retry-After`` (refused, unreachable, too slow, reset), never 500. Failures
-after the answer started can only cut the response short: the status line is
-already on the wire.
+``Retry-After`` (refused, unreachable, too slow, reset, malformed), never 500.
+Failures after the answer started can only cut the response short: the status
+line is already on the wire.
 """
 
 from __future__ import annotations
@@ -19,16 +20,22 @@ import contextlib
 import logging
 import time
 
-import aiohttp
 from prometheus_client import Counter
 from service_kit.context import current_request_id
 from service_kit.errors import ErrorCode
 from starlette.types import Message, Receive, Scope, Send
-from yarl import URL
 
 from gateway_service.metrics import UpstreamMetrics
-from gateway_service.proxy.body import RequestBody
+from gateway_service.proxy.body import BodyTooLarge, ClientGone, RequestBody
+from gateway_service.proxy.client import (
+    ExchangeTimeouts,
+    OutgoingBody,
+    UnsafeRequest,
+    UpstreamClient,
+)
+from gateway_service.proxy.connection import UpstreamError, UpstreamResponse, UpstreamTimeout
 from gateway_service.proxy.headers import downstream_response_headers, upstream_request_headers
+from gateway_service.proxy.pool import ConnectionPool, Origin
 from gateway_service.responses import send_error
 from gateway_service.routing import Route
 from gateway_service.settings import GatewaySettings
@@ -36,65 +43,58 @@ from gateway_service.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 # Responses up to this size with a declared length are read in one go and sent
-# as one message; bigger or unsized ones are streamed chunk by chunk.
+# as one message; bigger or unsized ones are streamed chunk by chunk. Request
+# bodies declared this small are read before the upstream is called and sent
+# with the head in one write; bigger or chunked ones are streamed.
 SMALL_RESPONSE_BYTES = 64 * 1024
+SMALL_REQUEST_BYTES = 64 * 1024
 _RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class UpstreamProxy:
-    """Forwards requests to the upstreams through one pooled client session."""
+    """Forwards requests to the upstreams through the pooled client."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
-        self._bases = settings.upstreams
+        self._origins = {name: Origin.parse(url) for name, url in settings.upstreams.items()}
         self._max_body = settings.max_body_bytes
         self._max_upload = settings.max_upload_bytes
-        self._retry_after = str(settings.upstream_retry_after_seconds)
-        connect = settings.upstream_connect_timeout_seconds
-        self._timeout = aiohttp.ClientTimeout(
-            total=settings.upstream_timeout_seconds, connect=connect, sock_connect=connect
+        self._retry_after = str(settings.upstream_retry_after_seconds).encode()
+        self._timeouts = ExchangeTimeouts(settings.upstream_timeout_seconds)
+        self._transfer_timeouts = ExchangeTimeouts(
+            settings.upstream_transfer_timeout_seconds,
+            idle_read=settings.upstream_idle_read_timeout_seconds,
         )
-        self._transfer_timeout = aiohttp.ClientTimeout(
-            total=settings.upstream_transfer_timeout_seconds,
-            connect=connect,
-            sock_connect=connect,
-            sock_read=settings.upstream_idle_read_timeout_seconds,
-        )
-        self._metrics = UpstreamMetrics(tuple(self._bases))
-        self._session: aiohttp.ClientSession | None = None
+        self._metrics = UpstreamMetrics(tuple(self._origins))
+        self._client: UpstreamClient | None = None
+        self._pools: dict[str, ConnectionPool] = {}
         self._last_warning = float("-inf")
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def client(self) -> UpstreamClient:
+        if self._client is None:
             raise RuntimeError("UpstreamProxy.start() was not awaited")
-        return self._session
+        return self._client
 
     async def start(self) -> None:
         s = self._settings
-        connector = aiohttp.TCPConnector(
-            limit=s.upstream_pool_size,
-            limit_per_host=s.upstream_pool_per_host,
-            keepalive_timeout=s.upstream_keepalive_seconds,
-            ttl_dns_cache=60,
+        self._client = UpstreamClient(
+            pool_size=s.upstream_pool_size,
+            pool_per_host=s.upstream_pool_per_host,
+            connect_timeout=s.upstream_connect_timeout_seconds,
+            keepalive_seconds=s.upstream_keepalive_seconds,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            # A cookie jar would carry one user's upstream Set-Cookie into the
-            # next user's request: the gateway must keep no client state.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            timeout=self._timeout,
-        )
+        self._pools = {name: self._client.pool(o) for name, o in self._origins.items()}
+        self._metrics.watch_pools(self._pools)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def base_url(self, upstream: str) -> str:
-        return self._bases[upstream]
+        return self._settings.upstreams[upstream]
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         method: str = scope["method"]
@@ -110,51 +110,47 @@ class UpstreamProxy:
             await send_error(send, ErrorCode.BAD_REQUEST, close=True)
             return
         limit = self._max_upload if route.upload else self._max_body
-        if framing.content_length is not None and framing.content_length > limit:
+        length = framing.content_length
+        if length is not None and length > limit:
             self._metrics.body_too_large.inc()
             await send_error(send, ErrorCode.PAYLOAD_TOO_LARGE, close=True)
             return
         body = RequestBody(receive, limit) if framing.has_body else None
+        outgoing: OutgoingBody = None
+        if body is not None:
+            if length is not None and length <= SMALL_REQUEST_BYTES:
+                try:
+                    outgoing = await body.read_all()
+                except (BodyTooLarge, ClientGone) as exc:
+                    await self._fail(scope, receive, send, body, None, exc)
+                    return
+            else:
+                outgoing = body.chunks()
 
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        target = self._bases[route.upstream] + raw_path.decode("ascii")
-        if query:
-            target += "?" + query.decode("ascii")
-        url = URL(target, encoded=True)
-        timeout = self._transfer_timeout if route.transfer else self._timeout
+        target = raw_path + b"?" + query if query else raw_path
         upstream_metrics = self._metrics.for_upstream(route.upstream)
-
         started = time.perf_counter()
-        attempts = 2 if body is None and method in _RETRYABLE_METHODS else 1
-        response: aiohttp.ClientResponse | None = None
-        for attempt in range(attempts):
-            try:
-                response = await self.session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    data=body.chunks() if body is not None else None,
-                    allow_redirects=False,
-                    timeout=timeout,
-                )
-                break
-            except aiohttp.ClientConnectorError as exc:
-                # Refused or unreachable: a second try would fail the same way.
-                await self._fail(scope, receive, send, body, upstream_metrics.unavailable, exc)
-                return
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A pooled connection closed by the upstream as we reused it.
-                if attempt + 1 < attempts:
-                    continue
-                await self._fail(scope, receive, send, body, upstream_metrics.unavailable, exc)
-                return
-            except TimeoutError as exc:
-                await self._fail(scope, receive, send, body, upstream_metrics.timeout, exc)
-                return
-            except aiohttp.ClientError as exc:
-                await self._fail(scope, receive, send, body, upstream_metrics.unavailable, exc)
-                return
-        assert response is not None
+        try:
+            response = await self.client.request(
+                self._pools[route.upstream],
+                method,
+                target,
+                headers,
+                timeouts=self._transfer_timeouts if route.transfer else self._timeouts,
+                body=outgoing,
+                content_length=length,
+                retry_if_stale=body is None and method in _RETRYABLE_METHODS,
+            )
+        except UnsafeRequest:
+            await send_error(send, ErrorCode.BAD_REQUEST, close=True)
+            return
+        except UpstreamTimeout as exc:
+            await self._fail(scope, receive, send, body, upstream_metrics.timeout, exc)
+            return
+        except UpstreamError as exc:
+            await self._fail(scope, receive, send, body, upstream_metrics.unavailable, exc)
+            return
         upstream_metrics.latency.observe(time.perf_counter() - started)
         try:
             await self._relay(scope, receive, send, response, body)
@@ -195,7 +191,7 @@ class UpstreamProxy:
         await send_error(
             send,
             ErrorCode.UPSTREAM_UNAVAILABLE,
-            headers=[(b"retry-after", self._retry_after.encode())],
+            headers=[(b"retry-after", self._retry_after)],
             close=unread_body,
         )
 
@@ -204,10 +200,10 @@ class UpstreamProxy:
         scope: Scope,
         receive: Receive,
         send: Send,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         body: RequestBody | None,
     ) -> None:
-        headers = downstream_response_headers(response.raw_headers)
+        headers = downstream_response_headers(response.headers)
         status = response.status
         if body is not None and not body.done:
             # The upstream answered before reading the whole body: the rest of it
@@ -222,7 +218,7 @@ class UpstreamProxy:
         if length is not None and length <= SMALL_RESPONSE_BYTES:
             try:
                 content = await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except UpstreamError as exc:
                 await self._fail(scope, receive, send, body, None, exc)
                 return
             await send(start)
@@ -235,7 +231,7 @@ class UpstreamProxy:
         self,
         receive: Receive,
         send: Send,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         *,
         watch_disconnect: bool,
     ) -> None:
@@ -246,10 +242,10 @@ class UpstreamProxy:
         if watch_disconnect:
             watcher = asyncio.create_task(_close_on_disconnect(receive, response))
         try:
-            async for chunk in response.content.iter_any():
+            while chunk := await response.next_chunk():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except UpstreamError as exc:
             # Returning without finishing makes uvicorn close the connection, so
             # the client sees a cut response, never a silently truncated one.
             if watcher is None or not watcher.done():
@@ -264,7 +260,7 @@ class UpstreamProxy:
                     await watcher
 
 
-async def _close_on_disconnect(receive: Receive, response: aiohttp.ClientResponse) -> None:
+async def _close_on_disconnect(receive: Receive, response: UpstreamResponse) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
