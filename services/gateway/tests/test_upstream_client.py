@@ -28,16 +28,15 @@ from gateway_service.proxy.client import (
     UpstreamClient,
     encode_head,
 )
-from gateway_service.proxy.connection import (
-    READ_HIGH_WATER,
+from gateway_service.proxy.errors import (
     RequestBodyError,
     UpstreamConnectError,
     UpstreamDisconnected,
     UpstreamProtocolError,
-    UpstreamResponse,
     UpstreamTimeout,
 )
 from gateway_service.proxy.pool import Origin
+from gateway_service.proxy.response import READ_HIGH_WATER, UpstreamResponse
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 TIMEOUTS = ExchangeTimeouts(5.0)

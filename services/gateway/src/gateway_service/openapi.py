@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from gateway_service.proxy.client import UpstreamClient
-from gateway_service.proxy.connection import UpstreamError
+from gateway_service.proxy.errors import UpstreamError
 from gateway_service.routing import match_route
 
 log = logging.getLogger(__name__)

@@ -15,15 +15,15 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from gateway_service.proxy.connection import (
+from gateway_service.proxy.connection import UpstreamConnection
+from gateway_service.proxy.errors import (
     RequestBodyError,
-    UpstreamConnection,
     UpstreamDisconnected,
     UpstreamError,
     UpstreamProtocolError,
-    UpstreamResponse,
 )
 from gateway_service.proxy.pool import ConnectionBudget, ConnectionPool, Origin
+from gateway_service.proxy.response import UpstreamResponse
 
 OutgoingBody = bytes | AsyncIterator[bytes] | None
 

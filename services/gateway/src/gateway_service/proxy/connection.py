@@ -1,187 +1,40 @@
-"""One keep-alive HTTP/1.1 connection to an upstream, and the response read from it.
+"""One keep-alive HTTP/1.1 connection to an upstream.
 
 This is the gateway's own upstream client (ADR 0008): aiohttp's client cost
 ~130 us of CPU per proxied request here, a third of the gateway's total, which
-kept the gateway under its throughput target; this one costs ~30 us, because
-it does only what a reverse proxy needs. One exchange at a time per connection
-(no pipelining), headers passed through as bytes, no cookies, no redirects, no
-decompression. The HTTP grammar is not ours: responses are parsed by httptools
+kept the gateway under its throughput target; this one costs ~30-50 us,
+because it does only what a reverse proxy needs. One exchange at a time per
+connection (no pipelining), headers passed through as bytes, no cookies, no
+redirects, no decompression. The HTTP grammar is not ours: responses are parsed by httptools
 (llhttp, the parser of Node.js and of uvicorn).
 
-Every way an exchange can fail ends in one :class:`UpstreamError` subclass and
-a closed connection; a connection is only ever reused after a complete,
-keep-alive response to a completely sent request.
+Every way an exchange can fail ends in one ``UpstreamError`` subclass
+(:mod:`gateway_service.proxy.errors`) and a closed connection; a connection is
+only ever reused after a complete, keep-alive response to a completely sent
+request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
 
 import httptools
 
-# Read-side backpressure: past HIGH buffered bytes the socket is not read until
-# the consumer has taken the buffer under LOW, so a slow client never makes the
-# gateway hold a fast upstream's whole response in memory.
-READ_HIGH_WATER: Final = 256 * 1024
-READ_LOW_WATER: Final = 64 * 1024
+from gateway_service.proxy.errors import (
+    UpstreamDisconnected,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+from gateway_service.proxy.response import READ_HIGH_WATER, UpstreamResponse
 
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 
 
-class UpstreamError(Exception):
-    """The exchange with the upstream failed; its connection is closed."""
-
-
-class UpstreamConnectError(UpstreamError):
-    """Refused, unreachable or unresolvable: nothing was sent."""
-
-
-class UpstreamTimeout(UpstreamError):
-    """The exchange outlived its budget, or the upstream was silent for too long."""
-
-
-class UpstreamDisconnected(UpstreamError):
-    """The connection closed or broke before the response was complete."""
-
-    def __init__(self, message: str, *, response_started: bool) -> None:
-        super().__init__(message)
-        self.response_started = response_started
-
-
-class UpstreamProtocolError(UpstreamError):
-    """The upstream's bytes are not a valid HTTP/1.1 response."""
-
-
-class RequestBodyError(UpstreamError):
-    """Reading the client's body failed while it was forwarded (the cause is chained)."""
-
-
 class _UnexpectedMessage(Exception):
     """Raised in a parser callback to stop parsing bytes nobody asked for."""
-
-
-class UpstreamResponse:
-    """The response of one exchange: status and headers first, then the body.
-
-    ``headers`` are the raw (name, value) pairs as the upstream sent them.
-    The body is read with :meth:`read` (all of it, for small bodies) or
-    :meth:`next_chunk`; :meth:`release` must always be called at the end and
-    hands the connection back to its pool when it can be reused.
-    """
-
-    __slots__ = (
-        "_body_waiter",
-        "_buffered",
-        "_chunks",
-        "_connection",
-        "_error",
-        "_head_waiter",
-        "body_complete",
-        "close_delimited",
-        "content_length",
-        "head_only",
-        "head_received",
-        "headers",
-        "released",
-        "status",
-        "writer",
-    )
-
-    def __init__(self, connection: UpstreamConnection, *, head_only: bool) -> None:
-        self._connection = connection
-        self.head_only = head_only
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.content_length: int | None = None
-        self.close_delimited = False
-        self.head_received = False
-        self.body_complete = False
-        self.released = False
-        self._error: UpstreamError | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._head_waiter: asyncio.Future[None] | None = None
-        self._body_waiter: asyncio.Future[None] | None = None
-        self.writer: asyncio.Task[None] | None = None
-        """The task streaming the request body, while it runs."""
-
-    # -- read by the caller
-
-    async def wait_head(self) -> None:
-        """Returns once status and headers are in; raises the exchange's error."""
-        while not self.head_received:
-            if self._error is not None:
-                raise self._error
-            self._head_waiter = self._connection.loop.create_future()
-            await self._head_waiter
-
-    async def next_chunk(self) -> bytes:
-        """The next piece of the body, or ``b""`` once the body is complete."""
-        while not self._chunks:
-            if self.body_complete:
-                return b""
-            if self._error is not None:
-                raise self._error
-            self._body_waiter = self._connection.loop.create_future()
-            await self._body_waiter
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
-        if self._buffered < READ_LOW_WATER:
-            self._connection.resume_reading()
-        return chunk
-
-    async def read(self) -> bytes:
-        """The whole body (only for bodies known to be small)."""
-        while not self.body_complete:
-            if self._error is not None:
-                raise self._error
-            self._body_waiter = self._connection.loop.create_future()
-            await self._body_waiter
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        return body
-
-    def close(self) -> None:
-        """Abandons the exchange: the connection is closed, a waiting reader is woken."""
-        self._connection.abort(UpstreamDisconnected("closed by the gateway", response_started=True))
-
-    def release(self) -> None:
-        """Ends the exchange; the connection goes back to its pool only if reusable."""
-        if not self.released:
-            self.released = True
-            self._connection.finish_exchange(self)
-
-    # -- fed by the connection
-
-    def _wake(self, waiter: asyncio.Future[None] | None) -> None:
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _head_complete(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.status = status
-        self.headers = headers
-        self.head_received = True
-        self._wake(self._head_waiter)
-
-    def _feed(self, chunk: bytes) -> int:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        self._wake(self._body_waiter)
-        return self._buffered
-
-    def _complete(self) -> None:
-        self.body_complete = True
-        self._wake(self._body_waiter)
-
-    def _fail(self, error: UpstreamError) -> None:
-        if self._error is None and not self.body_complete:
-            self._error = error
-        self._wake(self._head_waiter)
-        self._wake(self._body_waiter)
 
 
 class UpstreamConnection(asyncio.Protocol):

@@ -22,11 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gateway_service.proxy.connection import (
-    UpstreamConnectError,
-    UpstreamConnection,
-    UpstreamTimeout,
-)
+from gateway_service.proxy.connection import UpstreamConnection
+from gateway_service.proxy.errors import UpstreamConnectError, UpstreamTimeout
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

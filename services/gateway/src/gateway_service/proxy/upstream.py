@@ -33,9 +33,10 @@ from gateway_service.proxy.client import (
     UnsafeRequest,
     UpstreamClient,
 )
-from gateway_service.proxy.connection import UpstreamError, UpstreamResponse, UpstreamTimeout
+from gateway_service.proxy.errors import UpstreamError, UpstreamTimeout
 from gateway_service.proxy.headers import downstream_response_headers, upstream_request_headers
 from gateway_service.proxy.pool import ConnectionPool, Origin
+from gateway_service.proxy.response import UpstreamResponse
 from gateway_service.responses import send_error
 from gateway_service.routing import Route
 from gateway_service.settings import GatewaySettings
