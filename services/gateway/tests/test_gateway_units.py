@@ -147,6 +147,9 @@ def test_merge_keeps_routed_paths_of_their_owner_only() -> None:
         ({"CORS_ALLOW_ORIGINS": "*"}, "refused"),
         ({"GATEWAY_METRICS_PORT": "8000"}, "must differ"),
         ({"ENVIRONMENT": "production", "GATEWAY_JWT_REQUIRED": "false"}, "refused in production"),
+        ({"RESULTS_URL": "results:8002"}, "RESULTS_URL: .* not an http"),
+        ({"AUTH_URL": "http://auth:8001?x=1"}, "AUTH_URL: .* must not carry a query"),
+        ({"JWKS_URL": "ftp://auth/.well-known/jwks.json"}, "JWKS_URL: .* not an http"),
     ],
 )
 def test_unsafe_settings_are_refused(

@@ -12,6 +12,8 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 from service_kit.settings import KitSettings
 
+from gateway_service.proxy.pool import Origin
+
 MIB = 1024 * 1024
 
 
@@ -147,4 +149,9 @@ class GatewaySettings(KitSettings):
             raise ValueError("GATEWAY_METRICS_PORT must differ from GATEWAY_PORT")
         if self.environment == "production" and not self.gateway_jwt_required:
             raise ValueError("GATEWAY_JWT_REQUIRED=false is refused in production")
+        for name, url in {**self.upstreams, "jwks": self.jwks_url}.items():
+            try:
+                Origin.parse(url)
+            except ValueError as exc:
+                raise ValueError(f"{name.upper()}_URL: {exc}") from None
         return self
