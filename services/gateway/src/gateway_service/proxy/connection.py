@@ -31,6 +31,7 @@ from gateway_service.proxy.errors import (
 from gateway_service.proxy.response import READ_HIGH_WATER, UpstreamResponse
 
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+_TIMER_SLACK: Final = 0.002
 
 
 class _UnexpectedMessage(Exception):
@@ -269,12 +270,13 @@ class UpstreamConnection(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         now = self.loop.time()
-        if now >= self._deadline:
+        # uvloop's timers have millisecond resolution and may fire a hair early.
+        if now >= self._deadline - _TIMER_SLACK:
             self.abort(UpstreamTimeout("the upstream exceeded the request's time budget"))
             return
         idle = self._idle_read
         if idle is not None and self._request_sent and not self._reading_paused:
-            if now - self._last_read >= idle:
+            if now - self._last_read >= idle - _TIMER_SLACK:
                 self.abort(UpstreamTimeout(f"the upstream sent nothing for {idle:g} s"))
                 return
             wake = min(self._deadline, self._last_read + idle)

@@ -108,7 +108,10 @@ class UpstreamResponse:
 
     def close(self) -> None:
         """Abandons the exchange: the connection is closed, a waiting reader is woken."""
-        self._connection.abort(UpstreamDisconnected("closed by the gateway", response_started=True))
+        if not self.released:  # once released, the connection may carry another exchange
+            self._connection.abort(
+                UpstreamDisconnected("closed by the gateway", response_started=True)
+            )
 
     def release(self) -> None:
         """Ends the exchange; the connection goes back to its pool only if reusable."""
