@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
+from kit_support import TcpProxy
 from service_kit.db import Database, choose_read_target, sqlstate_of
 from service_kit.settings import KitSettings
 from sqlalchemy import text
@@ -93,3 +98,103 @@ async def test_other_errors_keep_the_pooled_connection(db_settings: KitSettings)
             assert await session.scalar(text("SELECT pg_backend_pid()")) == pid
     finally:
         await db.dispose()
+
+
+async def test_autocommit_commits_each_statement_without_a_transaction_around_it(
+    db_settings: KitSettings,
+) -> None:
+    db = Database(db_settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}))
+    try:
+        async with db.autocommit() as conn:
+            await conn.execute(text("CREATE TABLE public.a (x int)"))
+            await conn.execute(text("INSERT INTO public.a VALUES (1)"))
+            # now() is the start of the transaction: it moves because each
+            # statement is a transaction of its own.
+            first = await conn.scalar(text("SELECT now()"))
+            await conn.execute(text("SELECT pg_sleep(0.01)"))
+            assert await conn.scalar(text("SELECT now()")) > first
+        # Never committed explicitly, yet kept.
+        async with db.read_session() as session:
+            assert await session.scalar(text("SELECT count(*) FROM public.a")) == 1
+        # The pooled connection is transactional again for the next user.
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                await session.execute(text("INSERT INTO public.a VALUES (2)"))
+                raise RuntimeError("boom")
+        async with db.read_session() as session:
+            assert await session.scalar(text("SELECT count(*) FROM public.a")) == 1
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def database_behind_proxy(
+    db_settings: KitSettings, ping_after_idle_seconds: float
+) -> AsyncIterator[tuple[Database, TcpProxy]]:
+    """A one-connection Database whose server can "restart" (the proxy cuts every connection)."""
+    proxy = TcpProxy(5432)
+    await proxy.start()
+    url = db_settings.database_url.replace(":5432/", f":{proxy.port}/")
+    db = Database(
+        db_settings.model_copy(
+            update={
+                "database_url": url,
+                "db_pool_size": 1,
+                "db_max_overflow": 0,
+                "db_ping_after_idle_seconds": ping_after_idle_seconds,
+            }
+        )
+    )
+    try:
+        yield db, proxy
+    finally:
+        await db.dispose()
+        await proxy.stop()
+
+
+async def backend_pid(db: Database) -> int:
+    async with db.autocommit() as conn:
+        pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+async def restart_server(proxy: TcpProxy) -> None:
+    await proxy.stop()
+    await proxy.start()
+
+
+async def test_a_connection_left_dead_by_a_server_restart_is_replaced_before_use(
+    db_settings: KitSettings,
+) -> None:
+    async with database_behind_proxy(db_settings, ping_after_idle_seconds=0.2) as (db, proxy):
+        before = await backend_pid(db)
+        await restart_server(proxy)
+        await asyncio.sleep(0.3)  # the outage outlasts the idle window
+
+        # No error reaches the caller: the ping found the dead connection first.
+        assert await backend_pid(db) != before
+
+
+async def test_with_a_zero_idle_window_every_checkout_is_pinged(db_settings: KitSettings) -> None:
+    async with database_behind_proxy(db_settings, ping_after_idle_seconds=0) as (db, proxy):
+        before = await backend_pid(db)
+        await restart_server(proxy)
+
+        assert await backend_pid(db) != before
+
+
+async def test_a_connection_used_within_the_idle_window_is_not_pinged(
+    db_settings: KitSettings,
+) -> None:
+    # The documented price of skipping the ping: a connection that dies
+    # moments after its last use fails the one statement that finds out...
+    async with database_behind_proxy(db_settings, ping_after_idle_seconds=60) as (db, proxy):
+        before = await backend_pid(db)
+        await restart_server(proxy)
+
+        with pytest.raises(DBAPIError) as caught:
+            await backend_pid(db)
+        assert caught.value.connection_invalidated
+        # ...and the pool reconnects for the next one.
+        assert await backend_pid(db) != before

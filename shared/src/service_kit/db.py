@@ -5,11 +5,14 @@ read-after-write go to the primary through :meth:`Database.transaction`;
 reads that tolerate replication lag use :meth:`Database.read_session`, which
 goes to the replica only when one is configured and the caller did not ask
 for ``fresh``. Whether a read must be fresh (e.g. "this user wrote a moment
-ago") is the service's decision; the kit only carries it out.
+ago") is the service's decision; the kit only carries it out. Hot paths that
+need one statement only use :meth:`Database.autocommit`, which saves the
+BEGIN and COMMIT/ROLLBACK round trips a transaction or session costs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -17,19 +20,22 @@ from typing import Literal
 from prometheus_client import Gauge
 from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from service_kit.settings import KitSettings
 
 # SQLSTATE 25006: the server refused a write because it is (now) a standby. A
 # pooled connection that answers this sits on a demoted primary after a
-# failover; pool_pre_ping cannot notice (the server still answers SELECT 1).
+# failover; a ping before use cannot notice (the server still answers it).
 READ_ONLY_SQL_TRANSACTION = "25006"
 
 DB_POOL_CHECKED_OUT = Gauge(
@@ -76,6 +82,44 @@ def _discard_connection_on_demoted_primary(ctx: ExceptionContext) -> None:
         ctx.is_disconnect = True
 
 
+# Where a pooled connection notes when it last went idle (made, or returned).
+_IDLE_SINCE = "service_kit_idle_since"
+
+
+def _ping_connections_idle_longer_than(engine: AsyncEngine, idle_seconds: float) -> None:
+    """``pool_pre_ping``, but only for connections that sat in the pool over ``idle_seconds``.
+
+    Dead pooled connections (a restarted server, a proxy's idle cut-off) are
+    still found before use whenever the outage outlasted ``idle_seconds``: a
+    restarted server's old connections sat idle for at least as long as it
+    was down. 0 pings every checkout, like ``pool_pre_ping``.
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    def note_idle(_: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def ping_if_idle_long(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        _: PoolProxiedConnection,
+    ) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is not None and time.monotonic() - idle_since <= idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # What a failed pool_pre_ping does: the server probably restarted, so
+            # the pool reconnects every connection it holds, this one first.
+            raise InvalidatePoolError() from exc
+
+    event.listen(sync_engine, "connect", note_idle)
+    event.listen(sync_engine, "checkin", note_idle)
+    event.listen(sync_engine, "checkout", ping_if_idle_long)
+
+
 def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> AsyncEngine:
     """An asyncpg engine with the pool and server settings of ``settings``."""
     server_settings = {"application_name": f"{settings.service_name}:{role}"}
@@ -86,12 +130,18 @@ def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> Async
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        # Replaced by a ping that skips connections used moments ago (see below).
+        pool_pre_ping=False,
+        # Most recently returned first: under moderate load the same few warm
+        # connections serve, so they stay inside the no-ping window, and the
+        # ones left idle at the bottom are the ones the ping (or recycle) checks.
+        pool_use_lifo=True,
         # Recycle well before typical proxy/load-balancer idle cut-offs.
         pool_recycle=1800,
         connect_args={"server_settings": server_settings},
     )
     event.listen(engine.sync_engine, "handle_error", _discard_connection_on_demoted_primary)
+    _ping_connections_idle_longer_than(engine, settings.db_ping_after_idle_seconds)
     pool = engine.sync_engine.pool
     if isinstance(pool, QueuePool):
         DB_POOL_CHECKED_OUT.labels(settings.service_name, role).set_function(pool.checkedout)
@@ -137,6 +187,18 @@ class Database:
         assert factory is not None
         async with factory() as session:
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on the primary on which every statement commits on its own.
+
+        For a single read, or a single statement that is atomic by itself (one
+        with data-modifying CTEs, say): it runs without the BEGIN and the
+        COMMIT or ROLLBACK round trips around it. Statements that must be
+        atomic together belong in :meth:`transaction`, never here.
+        """
+        async with self.primary.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def ping(self) -> None:
         """Readiness: the primary answers a query (raises otherwise)."""

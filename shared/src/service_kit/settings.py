@@ -44,6 +44,16 @@ class KitSettings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, description="Connections kept per engine.")
     db_max_overflow: int = Field(10, ge=0, description="Extra connections allowed under load.")
     db_pool_timeout_seconds: float = Field(5.0, gt=0, description="Wait for a pooled connection.")
+    db_ping_after_idle_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="Test a pooled connection with a round trip before handing it out when it "
+        "sat unused in the pool longer than this; 0 tests every one. The test (BEGIN, a query, "
+        "ROLLBACK with asyncpg) is skipped for a connection returned moments ago, as HikariCP's "
+        "aliveBypassWindowMs does: under load it would cost three round trips per checkout. A "
+        "server connection that dies within this window fails the statement that uses it, and "
+        "the pool then reconnects every connection it holds.",
+    )
     db_statement_timeout_ms: int = Field(
         30_000, ge=0, description="Server-side statement timeout; 0 disables it."
     )
