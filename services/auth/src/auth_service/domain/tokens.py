@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -57,10 +57,12 @@ class KeySet:
 
     current: Ed25519PrivateKey
     previous: tuple[Ed25519PublicKey, ...] = ()
+    # Derived once: the thumbprint (a JSON dump and a SHA-256) would otherwise
+    # be recomputed for every token signed.
+    current_kid: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def current_kid(self) -> str:
-        return public_jwk(self.current.public_key())["kid"]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "current_kid", public_jwk(self.current.public_key())["kid"])
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWKS document: the current key first, then earlier ones (no duplicates)."""

@@ -1,10 +1,13 @@
 """Sign-in limits in Redis: attempts per client address, failures per email.
 
 Both are fixed windows that start with the first counted event (INCR, then
-EXPIRE NX), so every replica shares one count. Redis being down must not stop
-people from signing in: the limiter then lets attempts through, counts that in
-``auth_login_limits_unavailable_total`` and logs a warning (at most every
-``_WARN_EVERY_SECONDS``, so an outage under attack does not flood the logs).
+EXPIRE NX), so every replica shares one count. Admitting an attempt is one Lua
+script (one round trip, atomic): it counts the attempt and reads both counts.
+
+Redis being down must not stop people from signing in: the limiter then lets
+attempts through, counts that in ``auth_login_limits_unavailable_total`` and
+logs a warning (at most every ``_WARN_EVERY_SECONDS``, so an outage under
+attack does not flood the logs).
 Argon2id's cost and the gateway's own limits still slow a guesser meanwhile.
 """
 
@@ -42,6 +45,28 @@ class Refusal:
     retry_after_seconds: int
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The limiter's answer to a sign-in attempt."""
+
+    refusal: Refusal | None
+    # Whether the email has counted failures a successful sign-in must clear.
+    # True when unknown (Redis did not answer): then the success tries anyway.
+    may_have_failures: bool
+
+
+# KEYS[1] = attempts of the client address, KEYS[2] = failures of the email,
+# ARGV[1] = address window in seconds. Returns the attempts so far (this one
+# included), their TTL, the failures (0 if none) and their TTL.
+_ADMIT = """
+local attempts = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+local address_ttl = redis.call('TTL', KEYS[1])
+local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {attempts, address_ttl, failures, redis.call('TTL', KEYS[2])}
+"""
+
+
 def address_bucket(address: str) -> str:
     """The unit an address limit applies to: the IPv4 address, or the IPv6 /64.
 
@@ -70,6 +95,8 @@ class LoginLimiter:
         self._prefix = f"{key_prefix}auth:login:"
         self._limits = limits
         self._last_warning = float("-inf")
+        # EVALSHA; on NOSCRIPT (a restarted or flushed Redis) redis-py loads it and retries.
+        self._admit = redis.register_script(_ADMIT)
 
     def _address_key(self, address: str) -> str:
         return f"{self._prefix}addr:{address_bucket(address)}"
@@ -84,26 +111,25 @@ class LoginLimiter:
             self._last_warning = now
             log.warning("login limits unavailable, letting sign-ins through: %r", exc)
 
-    async def admit(self, address: str, email: str) -> Refusal | None:
-        """Counts an attempt from ``address``; a refusal if it or ``email`` is over its limit."""
+    async def admit(self, address: str, email: str) -> Admission:
+        """Counts an attempt from ``address``; refused if it or ``email`` is over its limit."""
         limits = self._limits
-        address_key, failures_key = self._address_key(address), self._failures_key(email)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(address_key)
-                pipe.expire(address_key, limits.address_window_seconds, nx=True)
-                pipe.ttl(address_key)
-                pipe.get(failures_key)
-                pipe.ttl(failures_key)
-                attempts, _, address_ttl, failures, failures_ttl = await pipe.execute()
+            attempts, address_ttl, failures, failures_ttl = await self._admit(
+                keys=[self._address_key(address), self._failures_key(email)],
+                args=[limits.address_window_seconds],
+            )
         except _REDIS_DOWN as exc:
             self._degraded(exc)
-            return None
+            return Admission(refusal=None, may_have_failures=True)
+        has_failures = int(failures) > 0
         if int(attempts) > limits.max_attempts_per_address:
-            return Refusal("address", _retry_after(address_ttl, limits.address_window_seconds))
-        if failures is not None and int(failures) >= limits.max_failures_per_email:
-            return Refusal("email", _retry_after(failures_ttl, limits.failure_window_seconds))
-        return None
+            refusal = Refusal("address", _retry_after(address_ttl, limits.address_window_seconds))
+        elif int(failures) >= limits.max_failures_per_email:
+            refusal = Refusal("email", _retry_after(failures_ttl, limits.failure_window_seconds))
+        else:
+            refusal = None
+        return Admission(refusal, may_have_failures=has_failures)
 
     async def failures_exceeded(self, email: str) -> Refusal | None:
         """A refusal if ``email`` has used up its failures (without counting an attempt)."""
@@ -131,6 +157,13 @@ class LoginLimiter:
             self._degraded(exc)
 
     async def clear_failures(self, email: str) -> None:
+        """Forgets the failures of ``email``.
+
+        A sign-in calls it only when :meth:`admit` saw failures, saving a round
+        trip on almost every success. A failure that a concurrent attempt
+        records after that admit then stays counted: strict, never lenient,
+        and the order of two concurrent attempts is arbitrary anyway.
+        """
         try:
             await self._redis.delete(self._failures_key(email))
         except _REDIS_DOWN as exc:

@@ -12,10 +12,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    Interval,
+    LargeBinary,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from auth_service.store.tables import refresh_families, refresh_tokens
+from auth_service.domain.users import User
+from auth_service.store.tables import refresh_families, refresh_tokens, users
+from auth_service.store.users import user_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +44,82 @@ class TokenState:
     # Computed by the database (expires_at > now()), so replicas with skewed
     # clocks agree on whether a token is expired.
     expired: bool
+
+
+# Sign-in opens its session with one statement, built once: the user row is
+# locked FOR SHARE only if it is still active with the password hash that was
+# verified, and the family and its first token are inserted from that row, so
+# they exist only if it qualified. One statement is atomic by itself and costs
+# one round trip (run it on an autocommit connection: no BEGIN, no COMMIT).
+# Under READ COMMITTED the FOR SHARE waits for a deactivation or password
+# change still running and then re-checks the row version it committed, so a
+# change that committed since the verify, or was under way, wins (nothing is
+# inserted), and one that locks the user after us finds our family and
+# revokes it.
+_unchanged_user = (
+    select(users)
+    .where(
+        users.c.id == bindparam("user_id"),
+        users.c.active.is_(True),
+        users.c.password_hash == bindparam("verified_hash"),
+    )
+    .with_for_update(read=True)
+    .cte("unchanged_user")
+    # Evaluated (and locked) once, before the inserts read it; never inlined.
+    .prefix_with("MATERIALIZED")
+)
+_new_family = (
+    insert(refresh_families)
+    .from_select(
+        ["id", "user_id"],
+        select(bindparam("family_id", type_=UUID(as_uuid=True)), _unchanged_user.c.id),
+    )
+    .returning(refresh_families.c.id)
+    .cte("new_family")
+)
+_first_token = (
+    insert(refresh_tokens)
+    .from_select(
+        ["token_hash", "family_id", "expires_at"],
+        select(
+            bindparam("token_hash", type_=LargeBinary),
+            _new_family.c.id,
+            func.now() + bindparam("ttl", type_=Interval),
+        ),
+    )
+    .cte("first_token")
+)
+_OPEN_FAMILY = select(_unchanged_user).add_cte(_first_token)
+
+
+async def open_family(
+    conn: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    verified_hash: str,
+    family_id: uuid.UUID,
+    token_hash: bytes,
+    ttl_seconds: int,
+) -> User | None:
+    """Creates family ``family_id`` with its first token if the user is unchanged.
+
+    Returns the user as locked (it may have a newer name or role than the one
+    verified), or None, with nothing written, if they were deactivated or
+    their password hash is no longer ``verified_hash``.
+    """
+    row = (
+        await conn.execute(
+            _OPEN_FAMILY,
+            {
+                "user_id": user_id,
+                "verified_hash": verified_hash,
+                "family_id": family_id,
+                "token_hash": token_hash,
+                "ttl": timedelta(seconds=ttl_seconds),
+            },
+        )
+    ).one_or_none()
+    return user_of(row) if row is not None else None
 
 
 async def create_family(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:

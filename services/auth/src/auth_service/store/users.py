@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, Text, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from auth_service.domain.users import Role, User
 from auth_service.store.tables import users
@@ -17,8 +17,14 @@ RowLock = Literal["share", "update"] | None
 
 _SORT_KEY = func.lower(users.c.email)
 
+# Built once with a bind parameter: sign-in runs it for every attempt, and
+# building the statement and its cache key anew each time cost as much CPU as
+# the round trip itself.
+_BY_EMAIL = select(users).where(func.lower(bindparam("email", type_=Text)) == _SORT_KEY)
 
-def _user(row: Row[Any]) -> User:
+
+def user_of(row: Row[Any]) -> User:
+    """The user of a row that has every column of ``users``."""
     return User(
         id=row.id,
         email=row.email,
@@ -64,7 +70,7 @@ async def insert_user(
             .returning(*users.c)
         )
     ).one_or_none()
-    return _user(row) if row is not None else None
+    return user_of(row) if row is not None else None
 
 
 async def email_taken(session: AsyncSession, email: str) -> bool:
@@ -83,19 +89,20 @@ async def get_user(
         # reference this user (new refresh families).
         query = query.with_for_update(key_share=True)
     row = (await session.execute(query)).one_or_none()
-    return _user(row) if row is not None else None
+    return user_of(row) if row is not None else None
 
 
-async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    row = (await session.execute(select(users).where(func.lower(email) == _SORT_KEY))).one_or_none()
-    return _user(row) if row is not None else None
+async def get_user_by_email(conn: AsyncConnection, email: str) -> User | None:
+    """The user with ``email`` in any letter case (the unique index on lower(email))."""
+    row = (await conn.execute(_BY_EMAIL, {"email": email})).one_or_none()
+    return user_of(row) if row is not None else None
 
 
 async def get_student(session: AsyncSession, student_number: str) -> User | None:
     row = (
         await session.execute(select(users).where(users.c.student_number == student_number))
     ).one_or_none()
-    return _user(row) if row is not None else None
+    return user_of(row) if row is not None else None
 
 
 async def find_students(session: AsyncSession, student_numbers: Sequence[str]) -> list[User]:
@@ -106,7 +113,7 @@ async def find_students(session: AsyncSession, student_numbers: Sequence[str]) -
         .where(users.c.student_number.in_(sorted(set(student_numbers))))
         .order_by(users.c.student_number)
     )
-    return [_user(row) for row in rows]
+    return [user_of(row) for row in rows]
 
 
 def _like_pattern(q: str) -> str:
@@ -142,8 +149,8 @@ async def list_users(
         query = query.where(after < _SORT_KEY)
     rows = list(await session.execute(query))
     if len(rows) > limit:
-        return [_user(r) for r in rows[:limit]], str(rows[limit - 1].sort_key)
-    return [_user(r) for r in rows], None
+        return [user_of(r) for r in rows[:limit]], str(rows[limit - 1].sort_key)
+    return [user_of(r) for r in rows], None
 
 
 async def update_user(session: AsyncSession, user_id: uuid.UUID, **changes: object) -> User:
@@ -156,7 +163,7 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, **changes: obje
             .returning(*users.c)
         )
     ).one()
-    return _user(row)
+    return user_of(row)
 
 
 async def set_password_hash(session: AsyncSession, user_id: uuid.UUID, new_hash: str) -> None:

@@ -84,6 +84,10 @@ class Sessions:
         await tokens_store.add_token(
             session, family_id, token_digest(refresh_token), self._refresh_ttl
         )
+        return self._pair(user, family_id, refresh_token)
+
+    def _pair(self, user: User, family_id: uuid.UUID, refresh_token: str) -> TokenPair:
+        """``refresh_token`` (already stored) with a new access token of ``user``."""
         access = issue_access_token(
             self._keys,
             self._policy,
@@ -98,10 +102,10 @@ class Sessions:
     async def login(self, email: str, password: str, client_address: str) -> TokenPair:
         """Tokens for a right email and password of an active user; else one 401 for all."""
         email = email.strip()
-        refusal = await self._limiter.admit(client_address, email)
-        if refusal is not None:
-            LOGIN_ATTEMPTS.labels(f"rate_limited_{refusal.reason}").inc()
-            raise _rate_limited(refusal)
+        admission = await self._limiter.admit(client_address, email)
+        if admission.refusal is not None:
+            LOGIN_ATTEMPTS.labels(f"rate_limited_{admission.refusal.reason}").inc()
+            raise _rate_limited(admission.refusal)
         # A second round only when the stored hash changed between our verify and
         # our lock, e.g. a concurrent login of the same user re-hashed it.
         for _ in range(2):
@@ -112,7 +116,8 @@ class Sessions:
                 raise _invalid_credentials()
             pair = await self._open_session(user, password, verification.needs_rehash)
             if pair is not None:
-                await self._limiter.clear_failures(email)
+                if admission.may_have_failures:
+                    await self._limiter.clear_failures(email)
                 LOGIN_ATTEMPTS.labels("success").inc()
                 return pair
         LOGIN_ATTEMPTS.labels("invalid_credentials").inc()
@@ -120,8 +125,8 @@ class Sessions:
 
     async def _verify(self, email: str, password: str) -> tuple[User | None, Verification]:
         """The active user with this email and password, or (None, failed)."""
-        async with self._db.read_session(fresh=True) as session:
-            user = await users_store.get_user_by_email(session, email)
+        async with self._db.autocommit() as conn:
+            user = await users_store.get_user_by_email(conn, email)
         # Always one Argon2 verify, also for an unknown email or an invited user
         # (a dummy hash), so the response time does not tell which emails exist.
         verification = await self._hashing.verify(
@@ -135,18 +140,40 @@ class Sessions:
         self, user: User, password: str, needs_rehash: bool
     ) -> TokenPair | None:
         """A new family and its tokens; None if the user changed since it was verified."""
-        rehashed = await self._hashing.hash(password) if needs_rehash else None
-        async with self._db.transaction() as session:
-            # Re-read under a lock: a deactivation or password change that
-            # committed since the verify wins; one still running waits for us
-            # and then revokes the family we are about to create.
-            current = await users_store.get_user(
-                session, user.id, lock="update" if rehashed else "share"
+        if needs_rehash:
+            return await self._open_session_rehashing(user, password)
+        # Verification succeeded, so there is a stored hash.
+        assert user.password_hash is not None
+        family_id, refresh_token = uuid.uuid4(), new_secret_token()
+        # One statement re-checks the user under a row lock and writes the
+        # family and its token (tokens_store.open_family): a deactivation or
+        # password change that committed since the verify, or is still running,
+        # wins; one that locks the user after us revokes the family made here.
+        async with self._db.autocommit() as conn:
+            current = await tokens_store.open_family(
+                conn,
+                user_id=user.id,
+                verified_hash=user.password_hash,
+                family_id=family_id,
+                token_hash=token_digest(refresh_token),
+                ttl_seconds=self._refresh_ttl,
             )
+        if current is None:
+            return None
+        return self._pair(current, family_id, refresh_token)
+
+    async def _open_session_rehashing(self, user: User, password: str) -> TokenPair | None:
+        """:meth:`_open_session` that also stores a hash made with the current parameters.
+
+        Rare (once per user after the parameters change), so it takes the plain
+        transaction: lock the user for the update, re-check, write, commit.
+        """
+        rehashed = await self._hashing.hash(password)
+        async with self._db.transaction() as session:
+            current = await users_store.get_user(session, user.id, lock="update")
             if current is None or not current.active or current.password_hash != user.password_hash:
                 return None
-            if rehashed is not None:
-                await users_store.set_password_hash(session, user.id, rehashed)
+            await users_store.set_password_hash(session, user.id, rehashed)
             family_id = await tokens_store.create_family(session, user.id)
             return await self._issue(session, current, family_id)
 
