@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -51,6 +50,8 @@ import aiohttp
 import httpx
 import jwt
 import uvloop
+from bench.wrk import ensure_packages
+from bench.wrk import run_wrk as wrk_run
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway_service.proxy.client import ExchangeTimeouts, UpstreamClient
 from gateway_service.proxy.pool import Origin
@@ -82,29 +83,12 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 
 def ensure_tools(install: bool) -> tuple[str | None, str | None]:
     """wrk and nginx, installed with apt-get when missing (root only)."""
-    wanted = {"wrk": "wrk", "nginx": "nginx-light"}
-    missing = [pkg for tool, pkg in wanted.items() if not shutil.which(tool)]
-    if missing and install and os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"installing {' '.join(missing)} with apt-get ...", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=300, **quiet)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", *missing],
-            env=env,
-            check=False,
-            timeout=600,
-            **quiet,
-        )
-    wrk = shutil.which("wrk")
-    nginx = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if not wrk:
+    found = ensure_packages({"wrk": "wrk", "nginx": "nginx-light"}, install)
+    if not found["wrk"]:
         print("wrk is missing: using the Python load generator (figures understated)")
-    if not nginx:
+    if not found["nginx"]:
         print("nginx is missing: the nginx comparison is skipped (apt-get install nginx-light)")
-    return wrk, nginx
+    return found["wrk"], found["nginx"]
 
 
 # ----------------------------------------------------------------------- processes
@@ -212,34 +196,15 @@ def cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
 def run_wrk(wrk: str, url: str, token: str, connections: int, seconds: float) -> Result:
-    argv = [
+    out = wrk_run(
         wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--latency",
-        "-H",
-        f"Authorization: Bearer {token}",
         url,
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, p50, p99, int(bad.group(1)) if bad else 0, count)
+        connections=connections,
+        seconds=seconds,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return Result(out.rps, out.p50_ms, out.p99_ms, out.non_2xx, out.requests)
 
 
 def run_loadgen(url: str, token: str, connections: int, seconds: float) -> Result:
