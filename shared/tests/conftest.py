@@ -18,7 +18,7 @@ from service_kit.db import Database
 from service_kit.messaging.tables import kit_tables
 from service_kit.messaging.topology import dead_letter_exchange_name, delete_consumer_queues
 from service_kit.settings import KitSettings
-from service_kit.testing import temporary_database
+from service_kit.testing import scratch_redis, temporary_database
 from sqlalchemy import MetaData
 from sqlalchemy.schema import CreateSchema
 
@@ -89,14 +89,8 @@ async def rabbit(settings: KitSettings) -> AsyncIterator[Rabbit]:
 
 @pytest.fixture
 async def redis(settings: KitSettings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
+    async with scratch_redis(Redis.from_url(REDIS_URL), settings.redis_key_prefix) as client:
         yield client
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{settings.redis_key_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @pytest.fixture

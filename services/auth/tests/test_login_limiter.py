@@ -9,6 +9,7 @@ import pytest
 from auth_service.store.login_limits import Admission, LoginLimiter, LoginLimits, Refusal
 from auth_support import ADMIN_EMAIL, ADMIN_PASSWORD, REDIS_URL, Service
 from redis.asyncio import Redis
+from service_kit.testing import scratch_redis
 
 MakeLimiter = Callable[..., LoginLimiter]
 
@@ -29,14 +30,8 @@ def limits(**changes: int) -> LoginLimits:
 
 @pytest.fixture
 async def redis(unique: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
+    async with scratch_redis(Redis.from_url(REDIS_URL), f"limiter-test:{unique}:") as client:
         yield client
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"limiter-test:{unique}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from results_support import (
 from service_kit.db import Database
 from service_kit.migrations import upgrade_to_head
 from service_kit.redis import create_redis
-from service_kit.testing import create_database, drop_database, unique_database_name
+from service_kit.testing import create_database, drop_database, scratch_redis, unique_database_name
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -123,14 +123,8 @@ async def db(settings: ResultsSettings) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def redis(settings: ResultsSettings) -> AsyncIterator[Redis]:
-    client = create_redis(settings)
-    try:
+    async with scratch_redis(create_redis(settings), settings.redis_key_prefix) as client:
         yield client
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_key_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 async def _running_app(

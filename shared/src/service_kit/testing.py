@@ -1,4 +1,5 @@
-"""Throwaway PostgreSQL databases for tests: the one way every suite makes them.
+"""Throwaway PostgreSQL databases and Redis key spaces for tests: the one way every suite
+makes them.
 
 Each test (or session) gets a database of its own, created on the local server
 and dropped afterwards even on failure (``WITH (FORCE)`` ends connections a
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from redis.asyncio import Redis
 
 #: The server tests create databases on (libpq URL, no database name).
 POSTGRES_SERVER_URL = os.environ.get("TEST_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
@@ -58,3 +60,19 @@ async def temporary_database(prefix: str, *, template: str | None = None) -> Asy
         yield url
     finally:
         await drop_database(name)
+
+
+@asynccontextmanager
+async def scratch_redis(client: Redis, key_prefix: str) -> AsyncIterator[Redis]:
+    """``client`` for a test whose keys all start with ``key_prefix``.
+
+    Afterwards, even on failure, those keys are deleted and the client is
+    closed, so runs sharing the local Redis never see each other's keys.
+    """
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{key_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
