@@ -94,9 +94,6 @@ class UpstreamProxy:
             self._client.close()
             self._client = None
 
-    def base_url(self, upstream: str) -> str:
-        return self._settings.upstreams[upstream]
-
     async def forward(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         method: str = scope["method"]
         client = scope.get("client")
