@@ -143,3 +143,36 @@ def _upgrade_serialised(config: Config) -> None:
     # _migrate takes over.
     with _IN_PROCESS:
         command.upgrade(config, "head")
+
+
+def create_job_leases_table(schema: str) -> None:
+    """For a service's migration: creates the kit's ``job_leases`` table in ``schema``.
+
+    The columns are the ones :func:`service_kit.messaging.tables.kit_tables`
+    declares, so autogenerate finds nothing to change afterwards.
+    """
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "job_leases",
+        sa.Column("name", sa.Text(), nullable=False, comment="The periodic job's name."),
+        sa.Column(
+            "holder", sa.Text(), nullable=False, comment="Replica that holds or last held it."
+        ),
+        sa.Column(
+            "expires_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            comment="The holder's claim ends here unless renewed.",
+        ),
+        sa.Column(
+            "next_run_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            comment="No replica claims the job before this (set when a run ends).",
+        ),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
+        schema=checked_schema(schema),
+        comment="Leases of periodic jobs that run once across replicas (service_kit.jobs).",
+    )

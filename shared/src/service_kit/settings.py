@@ -86,6 +86,26 @@ class KitSettings(BaseSettings):
     )
     jwks_cache_seconds: int = Field(300, ge=1, description="How long a fetched JWKS is trusted.")
 
+    run_workers: bool = Field(
+        True,
+        description="Run this service's message consumers, outbox relay and periodic jobs "
+        "inside the API process. Set false for an API-only Deployment when a worker "
+        "Deployment (same image, `worker` command) runs them.",
+    )
+    consumer_prefetch: int = Field(
+        16, ge=1, le=1000, description="Unacknowledged deliveries per consumer (bounded prefetch)."
+    )
+    worker_host: str = Field(
+        "127.0.0.1", description="Address a worker process serves health and metrics on."
+    )
+    worker_port: int = Field(
+        9100,
+        ge=1,
+        le=65535,
+        description="Port a worker process (the `worker` command) serves /healthz, /readyz "
+        "and /metrics on.",
+    )
+
     readiness_timeout_seconds: float = Field(
         2.0, gt=0, description="Per-dependency /readyz budget."
     )

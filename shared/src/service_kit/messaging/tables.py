@@ -1,4 +1,4 @@
-"""The outbox and inbox tables, defined once and placed in each service's schema.
+"""The outbox, inbox and job lease tables, defined once and placed in each service's schema.
 
 A service adds them to its own ``MetaData`` with :func:`kit_tables`, so its
 Alembic autogenerate creates them in its schema next to its business tables.
@@ -40,6 +40,7 @@ def checked_schema(schema: str) -> str:
 class KitTables:
     outbox: Table
     inbox: Table
+    job_leases: Table
 
 
 def _define_outbox(metadata: MetaData, schema: str) -> Table:
@@ -101,9 +102,36 @@ def _define_inbox(metadata: MetaData, schema: str) -> Table:
     )
 
 
+def _define_job_leases(metadata: MetaData, schema: str) -> Table:
+    return Table(
+        "job_leases",
+        metadata,
+        Column("name", Text, primary_key=True, comment="The periodic job's name."),
+        Column("holder", Text, nullable=False, comment="Replica that holds or last held it."),
+        Column(
+            "expires_at",
+            DateTime(timezone=True),
+            nullable=False,
+            comment="The holder's claim ends here unless renewed.",
+        ),
+        Column(
+            "next_run_at",
+            DateTime(timezone=True),
+            nullable=False,
+            comment="No replica claims the job before this (set when a run ends).",
+        ),
+        schema=checked_schema(schema),
+        comment="Leases of periodic jobs that run once across replicas (service_kit.jobs).",
+    )
+
+
 def kit_tables(metadata: MetaData, schema: str) -> KitTables:
-    """Adds the outbox and inbox tables in ``schema`` to a service's metadata."""
-    return KitTables(_define_outbox(metadata, schema), _define_inbox(metadata, schema))
+    """Adds the outbox, inbox and job lease tables in ``schema`` to a service's metadata."""
+    return KitTables(
+        _define_outbox(metadata, schema),
+        _define_inbox(metadata, schema),
+        _define_job_leases(metadata, schema),
+    )
 
 
 @cache
