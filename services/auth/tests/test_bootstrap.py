@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from auth_service.settings import AuthSettings
+from auth_service.usecases.accounts import Accounts
 from auth_support import ADMIN_EMAIL, ADMIN_PASSWORD, Service, StartService, sql
+from service_kit.host import component
 
 
 async def test_first_start_creates_the_admin_once_across_restarts_and_replicas(
@@ -25,7 +27,7 @@ async def test_first_start_creates_the_admin_once_across_restarts_and_replicas(
 
 
 async def test_concurrent_bootstraps_race_safely(service: Service, settings: AuthSettings) -> None:
-    accounts = service.app.state.accounts
+    accounts = component(service.app, Accounts)
 
     created = await asyncio.gather(
         *(accounts.bootstrap_admin("second@example.edu", "second-admin-password") for _ in range(5))

@@ -1,4 +1,4 @@
-"""Command line: ``auth-service [serve]``, ``auth-service migrate``, ``auth-service keygen PATH``.
+"""Command line: ``auth-service [serve|worker|migrate]``, ``auth-service keygen PATH``.
 
 Also runnable as ``python -m auth_service ...``.
 """
@@ -6,18 +6,14 @@ Also runnable as ``python -m auth_service ...``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
-from service_kit.migrations import upgrade_to_head
-from service_kit.serve import serve
+from service_kit.cli import ExtraCommand, run_service_cli
 
 from auth_service.keys import SigningKeyError, generate_key_file, load_key_set
 from auth_service.settings import AuthSettings
-
-APP = "auth_service.main:create_app"
 
 
 def alembic_ini() -> Path:
@@ -26,26 +22,17 @@ def alembic_ini() -> Path:
     return Path(override) if override else Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def _serve() -> int:
-    settings = AuthSettings()
+def _signing_key_problem(settings: AuthSettings) -> str | None:
+    # Checked before serving so a missing key is one clear line, not a uvicorn traceback.
     try:
-        # Checked here too so a missing key is one clear line, not a uvicorn traceback.
         load_key_set(settings)
     except SigningKeyError as exc:
-        print(f"auth-service: {exc}", file=sys.stderr)
-        return 2
-    serve(APP, host=settings.auth_host, port=settings.auth_port)
-    return 0
+        return str(exc)
+    return None
 
 
-def _migrate() -> int:
-    settings = AuthSettings()
-    asyncio.run(upgrade_to_head(alembic_ini(), settings.database_url))
-    print("auth-service: schema auth is at head", file=sys.stderr)
-    return 0
-
-
-def _keygen(path: str) -> int:
+def _keygen(args: argparse.Namespace) -> int:
+    path: str = args.path
     try:
         kid, created = generate_key_file(path)
     except SigningKeyError as exc:
@@ -59,20 +46,21 @@ def _keygen(path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="auth-service", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve HTTP on AUTH_HOST:AUTH_PORT (the default)")
-    commands.add_parser("migrate", help="apply the database migrations of schema auth")
-    keygen = commands.add_parser(
-        "keygen", help="write a new Ed25519 signing key to PATH (never overwrites)"
+    return run_service_cli(
+        prog="auth-service",
+        settings_type=AuthSettings,
+        app_factory="auth_service.main:create_app",
+        worker_factory="auth_service.main:create_worker_app",
+        bind=lambda settings: (settings.auth_host, settings.auth_port),
+        alembic_ini=alembic_ini(),
+        argv=argv,
+        extra={
+            "keygen": ExtraCommand(
+                "write a new Ed25519 signing key to PATH (never overwrites)", _keygen, ("path",)
+            )
+        },
+        check_before_serving=_signing_key_problem,
     )
-    keygen.add_argument("path", metavar="PATH")
-    args = parser.parse_args(argv)
-    if args.command == "migrate":
-        return _migrate()
-    if args.command == "keygen":
-        return _keygen(args.path)
-    return _serve()
 
 
 if __name__ == "__main__":

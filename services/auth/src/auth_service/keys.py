@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -19,6 +20,13 @@ from auth_service.domain.tokens import KeySet, public_jwk
 from auth_service.settings import AuthSettings
 
 DEV_KEY_PATH = ".run/keys/jwt-signing.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedKeys:
+    """The JWKS document as served, built once (the key set changes only with a restart)."""
+
+    body: bytes
 
 
 class SigningKeyError(RuntimeError):

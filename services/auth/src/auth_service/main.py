@@ -1,18 +1,14 @@
-"""Composition root: builds the auth app from settings. Wiring only, no logic."""
+"""Composition root: what the auth service is made of. Wiring only, no logic."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from service_kit.app import create_app as create_kit_app
-from service_kit.db import Database
-from service_kit.messaging.relay import OutboxRelay
-from service_kit.redis import create_redis, ping_redis
+from service_kit.host import Kit, Needs, Parts, ServiceHost
 from service_kit.security import JwksKeyStore, TokenVerifier
 
 from auth_service import __version__
@@ -20,32 +16,38 @@ from auth_service.api import auth, internal, jwks, users
 from auth_service.domain.passwords import Argon2Params
 from auth_service.domain.tokens import TokenPolicy
 from auth_service.hashing import PasswordHashing
-from auth_service.jobs.purge import PeriodicPurge
-from auth_service.keys import load_key_set
+from auth_service.jobs.purge import purge_job
+from auth_service.keys import PublishedKeys, load_key_set
 from auth_service.settings import AuthSettings
 from auth_service.store.login_limits import LoginLimiter, LoginLimits
 from auth_service.store.tables import SCHEMA
 from auth_service.usecases.accounts import Accounts
 from auth_service.usecases.sessions import Sessions
 
-# Sent outbox rows go soon: user.invited rows hold a raw invitation token.
-OUTBOX_RETENTION = timedelta(hours=1)
+
+def own_token_verifier(settings: AuthSettings) -> TokenVerifier:
+    """auth verifies its own tokens from its own key set: no HTTP call to itself."""
+    document = load_key_set(settings).jwks()  # refuses to start without a signing key
+
+    async def own_jwks() -> Mapping[str, Any]:
+        return document
+
+    return TokenVerifier(
+        JwksKeyStore(own_jwks, cache_seconds=3600), settings.jwt_issuer, settings.jwt_audience
+    )
 
 
-def create_app(settings: AuthSettings | None = None) -> FastAPI:
-    settings = settings or AuthSettings()
-    keys = load_key_set(settings)  # refuses to start without a signing key
-    jwks_document = keys.jwks()
+def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
+    settings = kit.settings
+    keys = load_key_set(settings)
     hashing = PasswordHashing(
         Argon2Params(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         ),
         settings.password_hash_workers,
     )
-    db = Database(settings)
-    redis = create_redis(settings)
     limiter = LoginLimiter(
-        redis,
+        kit.redis,
         settings.redis_key_prefix,
         LoginLimits(
             max_failures_per_email=settings.login_max_failures_per_email,
@@ -57,45 +59,39 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     policy = TokenPolicy(
         settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds
     )
-    sessions = Sessions(db, hashing, limiter, keys, policy, settings.refresh_token_ttl_seconds)
-    accounts = Accounts(db, hashing, settings.invitation_ttl_seconds)
-    relay = OutboxRelay(db, settings, schema=SCHEMA, retention=OUTBOX_RETENTION)
-    purge = PeriodicPurge(db, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
-
-    async def own_jwks() -> Mapping[str, Any]:
-        # auth verifies its own tokens from its own key set: no HTTP to itself.
-        return jwks_document
-
-    verifier = TokenVerifier(
-        JwksKeyStore(own_jwks, cache_seconds=3600), settings.jwt_issuer, settings.jwt_audience
+    sessions = Sessions(kit.db, hashing, limiter, keys, policy, settings.refresh_token_ttl_seconds)
+    accounts = Accounts(kit.db, hashing, settings.invitation_ttl_seconds)
+    return Parts(
+        provides={
+            Sessions: sessions,
+            Accounts: accounts,
+            PublishedKeys: PublishedKeys(orjson.dumps(keys.jwks())),
+        },
+        jobs=[purge_job(kit.db, settings)],
+        on_start=[lambda: accounts.bootstrap_admin(settings.admin_email, settings.admin_password)],
+        on_stop=[hashing.close],
     )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            await accounts.bootstrap_admin(settings.admin_email, settings.admin_password)
-            relay.start()
-            purge.start()
-            yield
-        finally:
-            await purge.stop()
-            await relay.stop()
-            await redis.aclose()
-            await db.dispose()
-            hashing.close()
 
-    app = create_kit_app(
-        settings,
-        title="auth",
-        version=__version__,
-        routers=[auth.router, users.router, jwks.router, internal.router],
-        lifespan=lifespan,
-    )
-    app.state.token_verifier = verifier
-    app.state.sessions = sessions
-    app.state.accounts = accounts
-    app.state.jwks_body = orjson.dumps(jwks_document)
-    app.state.readiness.add("db", db.ping)
-    # Login works without Redis (limits fail open), so Redis must not make auth unready.
-    app.state.readiness.add("redis", lambda: ping_redis(redis), critical=False)
-    return app
+SERVICE = ServiceHost(
+    title="auth",
+    version=__version__,
+    settings_type=AuthSettings,
+    wire=wire,
+    routers=[auth.router, users.router, jwks.router, internal.router],
+    needs=Needs(
+        outbox_schema=SCHEMA,
+        # Sent rows go soon: user.invited rows hold a raw invitation token.
+        outbox_retention=timedelta(hours=1),
+        job_lease_schema=SCHEMA,
+    ),
+    token_verifier=own_token_verifier,
+)
+
+
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    return SERVICE.api_app(settings)
+
+
+def create_worker_app(settings: AuthSettings | None = None) -> FastAPI:
+    return SERVICE.worker_app(settings)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from service_kit.errors import Forbidden, Unauthorized
+from service_kit.host import Provided
 from service_kit.security import CurrentUser, Principal
 
 from auth_service.api.client_address import client_address
@@ -16,26 +17,15 @@ from auth_service.settings import AuthSettings
 from auth_service.usecases.accounts import Accounts
 from auth_service.usecases.sessions import Sessions
 
-
 # Every dependency here is ``async def`` although none awaits: FastAPI runs a
 # plain ``def`` dependency in its threadpool, a thread handoff per request that
 # cost sign-ins measurable CPU next to the Argon2 verify.
-async def _sessions(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.sessions
-    return sessions
+SessionsDep = Annotated[Sessions, Provided(Sessions)]
+AccountsDep = Annotated[Accounts, Provided(Accounts)]
+Settings = Annotated[AuthSettings, Provided(AuthSettings)]
 
 
-async def _accounts(request: Request) -> Accounts:
-    accounts: Accounts = request.app.state.accounts
-    return accounts
-
-
-SessionsDep = Annotated[Sessions, Depends(_sessions)]
-AccountsDep = Annotated[Accounts, Depends(_accounts)]
-
-
-async def _client_address(request: Request) -> str:
-    settings: AuthSettings = request.app.state.settings
+async def _client_address(request: Request, settings: Settings) -> str:
     return client_address(
         request.headers.get("x-forwarded-for"),
         request.client.host if request.client else None,

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+from service_kit.host import Provided
+
+from auth_service.api.deps import Settings
+from auth_service.keys import PublishedKeys
 
 router = APIRouter(tags=["auth"])
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(request: Request) -> Response:
-    # Built once at start (the key set only changes with a restart); verifiers
-    # may cache it for max-age and refetch early on an unknown kid.
-    body: bytes = request.app.state.jwks_body
-    max_age: int = request.app.state.settings.jwks_max_age_seconds
+async def jwks(
+    keys: Annotated[PublishedKeys, Provided(PublishedKeys)], settings: Settings
+) -> Response:
+    # Built once at start; verifiers may cache it for max-age and refetch early
+    # on an unknown kid.
     return Response(
-        body,
+        keys.body,
         media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={max_age}"},
+        headers={"Cache-Control": f"public, max-age={settings.jwks_max_age_seconds}"},
     )

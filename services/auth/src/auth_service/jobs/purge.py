@@ -1,8 +1,9 @@
 """Hourly purge of what can no longer be used: long-expired refresh tokens, the families
 they leave empty, and long-expired invitations.
 
-Every replica runs it; the deletes are idempotent and batched, so replicas
-racing each other only repeat a cheap indexed query. Tokens are kept for a day
+One replica at a time runs it (a kit periodic job with a lease); the deletes
+are idempotent and batched anyway, so a repeated pass only costs a cheap
+indexed query. Tokens are kept for a day
 past expiry (``KEEP_EXPIRED``), so a copy presented just after expiry still
 finds its row; rotated tokens that are still valid are never purged, or their
 reuse would no longer be detected.
@@ -10,16 +11,14 @@ reuse would no longer be detected.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
 from service_kit.db import Database
-from sqlalchemy.exc import SQLAlchemyError
+from service_kit.jobs import PeriodicJob
 
+from auth_service.settings import AuthSettings
 from auth_service.store import invitations as invitations_store
 from auth_service.store import refresh_tokens as tokens_store
 
@@ -57,44 +56,30 @@ async def purge_expired(db: Database, *, family_age: timedelta) -> Purged:
     return Purged(tokens, families, invitations)
 
 
-class PeriodicPurge:
-    """Runs :func:`purge_expired` every ``interval_seconds`` (jittered) in a background task."""
+PURGE_INTERVAL_SECONDS = 3600.0
 
-    def __init__(
-        self, db: Database, *, refresh_ttl_seconds: int, interval_seconds: float = 3600.0
-    ) -> None:
-        self._db = db
-        # A family is only considered once all of its tokens could have expired.
-        self._family_age = timedelta(seconds=refresh_ttl_seconds) + KEEP_EXPIRED
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="auth-purge")
+def purge_job(db: Database, settings: AuthSettings) -> PeriodicJob:
+    """The hourly purge, run by one replica at a time (a lease in schema auth)."""
+    # A family is only considered once all of its tokens could have expired.
+    family_age = timedelta(seconds=settings.refresh_token_ttl_seconds) + KEEP_EXPIRED
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def run() -> None:
+        purged = await purge_expired(db, family_age=family_age)
+        if purged.tokens or purged.families or purged.invitations:
+            log.info(
+                "purged expired sessions",
+                extra={
+                    "tokens": purged.tokens,
+                    "families": purged.families,
+                    "invitations": purged.invitations,
+                },
+            )
 
-    async def _run(self) -> None:
-        while True:
-            # Jitter spreads the replicas' passes instead of running them in lockstep.
-            await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
-            try:
-                purged = await purge_expired(self._db, family_age=self._family_age)
-            except SQLAlchemyError as exc:
-                log.warning("purge skipped: database unavailable: %r", exc)
-                continue
-            if purged.tokens or purged.families or purged.invitations:
-                log.info(
-                    "purged expired sessions",
-                    extra={
-                        "tokens": purged.tokens,
-                        "families": purged.families,
-                        "invitations": purged.invitations,
-                    },
-                )
+    return PeriodicJob(
+        "purge-expired-sessions",
+        run,
+        interval_seconds=PURGE_INTERVAL_SECONDS,
+        jitter=0.5,
+        once_across_replicas=True,
+    )
