@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from gateway_fakes import FakeUpstreams
+from gateway_fakes import FakeUpstreams, GatewayProcess
+from prometheus_client.parser import text_string_to_metric_families
 
 ALLOWED = "http://localhost:5173"
 REFUSED = "https://evil.example.com"
@@ -103,3 +104,32 @@ def test_gateway_errors_carry_cors_headers_for_allowed_origins(client: httpx.Cli
         assert response.status_code == status
         assert response.headers["access-control-allow-origin"] == ALLOWED
         assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+
+
+def _requests_counted(gateway: GatewayProcess) -> dict[tuple[str, str, str], float]:
+    """``http_requests_total`` by (method, route, status), from the gateway's metrics port."""
+    text = httpx.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics").text
+    return {
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "http_requests"
+        for s in family.samples
+        if s.name == "http_requests_total"
+    }
+
+
+def test_preflights_are_counted_as_preflight_not_unmatched(
+    client: httpx.Client, gateway: GatewayProcess
+) -> None:
+    before = _requests_counted(gateway)
+    for origin, status in ((ALLOWED, 204), (REFUSED, 403)):
+        response = client.options(
+            "/api/v1/exams", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        assert response.status_code == status
+    after = _requests_counted(gateway)
+    for status in ("204", "403"):
+        key = ("OPTIONS", "<preflight>", status)
+        assert after.get(key, 0) - before.get(key, 0) == 1, key
+    unmatched = ("OPTIONS", "<unmatched>", "204"), ("OPTIONS", "<unmatched>", "403")
+    assert all(after.get(k, 0) == before.get(k, 0) for k in unmatched)
