@@ -1,15 +1,12 @@
-"""``results-service [serve|migrate]`` (``python -m results_service``; default ``serve``)."""
+"""``results-service [serve|worker|migrate]`` (``python -m results_service``; default ``serve``)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
-from service_kit.migrations import upgrade_to_head
-from service_kit.serve import serve
+from service_kit.cli import run_service_cli
 
 from results_service.settings import ResultsSettings
 
@@ -23,22 +20,15 @@ def alembic_ini() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="results-service", description=__doc__)
-    parser.add_argument(
-        "command",
-        nargs="?",
-        default="serve",
-        choices=("serve", "migrate"),
-        help="serve: run the HTTP API (and the workers when RUN_WORKERS); "
-        "migrate: apply the database migrations and exit",
+    return run_service_cli(
+        prog="results-service",
+        settings_type=ResultsSettings,
+        app_factory="results_service.main:create_app",
+        worker_factory="results_service.main:create_worker_app",
+        bind=lambda settings: (settings.results_host, settings.results_port),
+        alembic_ini=alembic_ini(),
+        argv=argv,
     )
-    args = parser.parse_args(argv)
-    settings = ResultsSettings()
-    if args.command == "migrate":
-        asyncio.run(upgrade_to_head(alembic_ini(), settings.database_url))
-        return 0
-    serve("results_service.main:create_app", host=settings.results_host, port=settings.results_port)
-    return 0
 
 
 if __name__ == "__main__":

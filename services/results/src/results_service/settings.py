@@ -47,14 +47,6 @@ class ResultsSettings(KitSettings):
         "ceil(missing / this) calls.",
     )
 
-    run_workers: bool = Field(
-        True,
-        description="Run the message consumers, the outbox relay and background jobs inside "
-        "this process. Set false for an api-only Deployment when another one runs them.",
-    )
-    consumer_prefetch: int = Field(
-        16, ge=1, le=1000, description="Unacknowledged deliveries per consumer (bounded prefetch)."
-    )
     idempotency_retention_days: int = Field(
         30,
         ge=1,

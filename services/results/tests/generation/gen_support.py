@@ -29,7 +29,6 @@ from results_service.domain import (
     Subject,
     generate_results,
 )
-from results_service.generation.wiring import ResultsJobs, results_jobs
 from results_service.main import create_app
 from results_service.settings import ResultsSettings
 from results_service.store.students import StudentRecord, upsert_students
@@ -349,10 +348,6 @@ async def running_app(
         AsyncClient(transport=ASGITransport(app=app), base_url="http://results.test") as client,
     ):
         yield app, client
-
-
-def jobs_of(app: FastAPI) -> ResultsJobs:
-    return results_jobs(app.state.runtime)
 
 
 async def marks_of(conn: AsyncConnection, exam_id: uuid.UUID) -> list[MarkEntry]:

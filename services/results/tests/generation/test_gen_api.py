@@ -8,11 +8,13 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from gen_support import create_exam, create_students, jobs_of, running_app, write_marks
+from gen_support import create_exam, create_students, running_app, write_marks
 from results_service.domain import ExamRules, GradeBand, MarkEntry, MarkStatus, Subject
+from results_service.generation.runner import GenerationRunner
 from results_service.settings import ResultsSettings
 from results_support import Caller, JwtKeys
 from service_kit.db import Database
+from service_kit.host import component
 
 D = Decimal
 RULES = ExamRules((Subject("X", D(10), D(5)),), (GradeBand("F", D(0), D(0)),))
@@ -79,7 +81,7 @@ async def test_generate_answers_503_with_retry_after_when_it_takes_too_long(
     settings = settings.model_copy(update={"generation_wait_seconds": 0.3})
     release = asyncio.Event()
     async with running_app(settings, jwt_keys) as (app, client):
-        runner = jobs_of(app).runner
+        runner = component(app, GenerationRunner)
 
         async def slow(_: uuid.UUID, __: int) -> None:
             await release.wait()

@@ -10,11 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from gen_support import create_exam, create_students, jobs_of, running_app, scalar, write_marks
+from gen_support import create_exam, create_students, running_app, scalar, write_marks
 from results_service.domain import ExamRules, GradeBand, MarkEntry, MarkStatus, Subject
+from results_service.generation.autoregen import AutoRegenerator
 from results_service.settings import ResultsSettings
 from results_support import Caller, JwtKeys, eventually, present
 from service_kit.db import Database
+from service_kit.host import component
 
 D = Decimal
 RULES = ExamRules((Subject("MATH", D(100), D(40)),), (GradeBand("F", D(0), D(0)),))
@@ -51,7 +53,7 @@ async def test_a_burst_of_mark_writes_regenerates_once_after_the_debounce(
         db, "SELECT count(*) FROM results.generation_runs WHERE exam_id = :e", e=exam_id
     )
     exam = (await client.get(f"/api/v1/exams/{exam_id}", headers=admin.headers)).json()
-    debounce = jobs_of(app).regenerator.board._delay_ms / 1000
+    debounce = component(app, AutoRegenerator).board._delay_ms / 1000
     print(
         f"\n[autoregen] 5 mark batches -> fresh {latency:.2f}s after the last one "
         f"(debounce {debounce:.1f}s), generations: {runs}"
@@ -71,7 +73,7 @@ async def test_sweep_regenerates_a_stale_exam_whose_message_was_lost(
         # Written without marks.changed: as if the message had been lost.
         await write_marks(conn, exam_id, [MarkEntry("W1", "MATH", MarkStatus.PRESENT, D(5))], ids)
     async with running_app(settings, jwt_keys) as (app, _):
-        regenerator = jobs_of(app).regenerator
+        regenerator = component(app, AutoRegenerator)
         assert await regenerator.sweep() >= 1
         deadline = time.monotonic() + 10
         while not await _fresh(db, exam_id):

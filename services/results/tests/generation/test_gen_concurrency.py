@@ -22,7 +22,6 @@ from gen_support import (
     create_exam,
     create_students,
     expected_results,
-    jobs_of,
     marks_of,
     random_entries,
     random_mark,
@@ -36,6 +35,7 @@ from results_service.generation.runner import GenerationRunner
 from results_service.settings import ResultsSettings
 from results_support import Caller, JwtKeys
 from service_kit.db import Database
+from service_kit.host import component
 from sqlalchemy import text
 
 D = Decimal
@@ -113,8 +113,8 @@ async def test_concurrent_generate_calls_coalesce_never_overlap_and_end_correct(
         running_app(settings, jwt_keys) as (app_a, client_a),
         running_app(settings, jwt_keys) as (app_b, client_b),
     ):
-        probe.wrap(jobs_of(app_a).runner)
-        probe.wrap(jobs_of(app_b).runner)
+        probe.wrap(component(app_a, GenerationRunner))
+        probe.wrap(component(app_b, GenerationRunner))
         started = time.monotonic()
         writer = asyncio.create_task(write_marks_continuously())
         calls = [

@@ -1,8 +1,8 @@
-"""Dependencies of the routers: the caller, their roles, and the process's resources.
+"""Dependencies of the routers: the caller, their roles, and the service's components.
 
-Resources live on ``app.state.runtime`` (built by the lifespan in
-:mod:`results_service.runtime`); routes take them through these aliases, so a
-route is a few lines and tests can swap nothing but settings.
+Components are provided by the service host (:mod:`results_service.main`'s
+``wire``); a route names what it needs through these aliases, so a route is a
+few lines and tests swap nothing but settings.
 """
 
 from __future__ import annotations
@@ -10,40 +10,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from service_kit.db import Database
+from service_kit.host import Provided
 from service_kit.security import CurrentUser, Principal, require_role
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from results_service.cache import ResultsCache
 from results_service.clients.auth import StudentLookup
+from results_service.generation.runner import GenerationRunner
 from results_service.read_your_writes import RecentWriters
-from results_service.runtime import Runtime
 from results_service.usecases.mark_entries import Actor
 
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-def get_db(runtime: RuntimeDep) -> Database:
-    return runtime.db
-
-
-def get_recent_writers(runtime: RuntimeDep) -> RecentWriters:
-    return runtime.recent_writers
-
-
-def get_student_lookup(runtime: RuntimeDep) -> StudentLookup:
-    return runtime.student_lookup
-
-
-DB = Annotated[Database, Depends(get_db)]
-Writers = Annotated[RecentWriters, Depends(get_recent_writers)]
-Lookup = Annotated[StudentLookup, Depends(get_student_lookup)]
+DB = Annotated[Database, Provided(Database)]
+Writers = Annotated[RecentWriters, Provided(RecentWriters)]
+Lookup = Annotated[StudentLookup, Provided(StudentLookup)]
+Cache = Annotated[ResultsCache, Provided(ResultsCache)]
+Runner = Annotated[GenerationRunner, Provided(GenerationRunner)]
 
 AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 StaffUser = Annotated[Principal, Depends(require_role("admin", "examiner"))]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from service_kit.errors import ErrorDetail, NotFound, ValidationFailed
 from service_kit.security import CurrentUser
 
-from results_service.api.deps import DB, AdminUser, ReadSession, RuntimeDep, StaffUser, Writers
+from results_service.api.deps import DB, AdminUser, Cache, ReadSession, StaffUser, Writers
 from results_service.api.exam_models import ExamCreate, ExamOut, ExamPatch
 from results_service.api.exam_reads import exam_body
 from results_service.api.pagination import (
@@ -20,7 +20,6 @@ from results_service.api.pagination import (
     decode_cursor,
     page_of,
 )
-from results_service.generation.wiring import results_jobs
 from results_service.store.exams import ExamRecord, list_exams
 from results_service.usecases.exams import ExamChanges, ExamDraft, create_exam, patch_exam
 
@@ -57,14 +56,14 @@ async def get_exams(
 
 @router.get("/{exam_id}", response_model=ExamOut)
 async def get_one_exam(
-    exam_id: uuid.UUID, caller: CurrentUser, session: ReadSession, runtime: RuntimeDep
+    exam_id: uuid.UUID, caller: CurrentUser, session: ReadSession, cache: Cache
 ) -> Response:
     """Admins and examiners see any exam; a student only a published one (else 404).
 
     Cache-aside in Redis under a key carrying the exam's version (api/exam_reads.py).
     """
     staff = caller.role in ("admin", "examiner")
-    body = await exam_body(session, results_jobs(runtime).cache, exam_id, staff=staff)
+    body = await exam_body(session, cache, exam_id, staff=staff)
     if body is None:
         raise NotFound("No such exam.")
     return Response(body, media_type="application/json")

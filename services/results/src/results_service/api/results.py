@@ -18,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 from service_kit.errors import NotFound, UpstreamUnavailable
 from service_kit.security import CurrentUser, Principal, require_role
 
-from results_service.api.deps import DB, ReadSession, RuntimeDep, StaffUser, Writers
+from results_service.api.deps import DB, Cache, ReadSession, Runner, StaffUser, Writers
 from results_service.api.pagination import (
     DEFAULT_LIMIT,
     Cursor,
@@ -28,9 +28,7 @@ from results_service.api.pagination import (
     encode_cursor,
 )
 from results_service.api.result_models import GenerationOut, ResultOut
-from results_service.cache import ResultsCache
 from results_service.generation.runner import ExamNotFound, GenerationTimedOut
-from results_service.generation.wiring import results_jobs
 from results_service.store.results import (
     ExamHead,
     ResultRow,
@@ -51,13 +49,6 @@ RESULT_CACHE = "result"
 JSON = "application/json"
 
 
-def _cache(runtime: RuntimeDep) -> ResultsCache:
-    return results_jobs(runtime).cache
-
-
-Cache = Annotated[ResultsCache, Depends(_cache)]
-
-
 def _page_body(items: Sequence[str | bytes], next_cursor: str | None) -> bytes:
     parts = [i.encode() if isinstance(i, str) else i for i in items]
     return b'{"items":[' + b",".join(parts) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
@@ -68,13 +59,13 @@ def _page_body(items: Sequence[str | bytes], next_cursor: str | None) -> bytes:
 
 @router.post("/exams/{exam_id}/results/generate", response_model=GenerationOut)
 async def generate_results(
-    exam_id: uuid.UUID, caller: StaffUser, runtime: RuntimeDep, writers: Writers
+    exam_id: uuid.UUID, caller: StaffUser, runner: Runner, writers: Writers
 ) -> GenerationOut:
     """Returns once results reflect every mark written before the call; concurrent
     calls coalesce onto one generation (any replica). 503 with Retry-After if that
     takes longer than the wait budget; the generation carries on."""
     try:
-        summary = await results_jobs(runtime).runner.ensure_fresh(exam_id)
+        summary = await runner.ensure_fresh(exam_id)
     except ExamNotFound as exc:
         raise NotFound("No such exam.") from exc
     except GenerationTimedOut as exc:

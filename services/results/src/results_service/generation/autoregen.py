@@ -23,18 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from service_kit.db import Database
+from service_kit.jobs import PeriodicJob
 from service_kit.messaging.broker import EventBroker
 from service_kit.messaging.consumer import EventConsumer, ReceivedEvent
 from service_kit.messaging.topology import QueueSpec
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.contracts import MARKS_CHANGED_TYPE, MARKS_CHANGED_VERSION, MarksChangedV1
@@ -109,7 +108,8 @@ _STALE = text(
 
 
 class AutoRegenerator:
-    """Background service: drains the board into the runner; sweeps for stale exams."""
+    """Drains the board into the runner and sweeps for stale exams (two periodic jobs);
+    a background service whose stop cancels the regenerations in flight."""
 
     def __init__(
         self,
@@ -133,14 +133,33 @@ class AutoRegenerator:
         self._retry = retry_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[uuid.UUID] = set()
-        self._loop: asyncio.Task[None] | None = None
+
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        """Draining the board every tick, and the sweep (jittered, so replicas started
+        together by a rollout do not sweep in lockstep)."""
+        return [
+            PeriodicJob(
+                "regenerate-due-exams",
+                self.drain_once,
+                interval_seconds=self._tick,
+                jitter=0.0,
+                first_run_after=0.0,
+            ),
+            PeriodicJob(
+                "sweep-stale-exams",
+                self.sweep,
+                interval_seconds=self._sweep_every,
+                jitter=0.2,
+                first_run_after=0.75,
+            ),
+        ]
 
     async def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="results-autoregen")
+        return None
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop, *self._tasks) if t is not None]
-        self._loop = None
+        """Cancels the regenerations in flight (their exams stay stale and are swept)."""
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -190,25 +209,9 @@ class AutoRegenerator:
         finally:
             self._running.discard(exam_id)
 
-    async def _run(self) -> None:
-        # The first sweep comes half to one interval after start, jittered, so
-        # replicas started together (a rollout) do not sweep in lockstep.
-        next_sweep = time.monotonic() + self._sweep_every * random.uniform(0.5, 1.0)
-        while True:
-            try:
-                if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + self._sweep_every * random.uniform(0.8, 1.2)
-                    await self.sweep()
-                await self.drain_once()
-            except SQLAlchemyError as exc:
-                log.warning("autoregen: database unavailable: %r", exc)
-            except Exception:
-                log.exception("autoregen: unexpected error")
-            await asyncio.sleep(self._tick)
-
 
 def register_autoregen(
-    events: EventBroker, db: Database, regenerator: AutoRegenerator
+    events: EventBroker, *, db: Database, regenerator: AutoRegenerator
 ) -> EventConsumer:
     """Consumes ``marks.changed`` into the debounce board (no generation in the handler)."""
     consumer = events.consumer(AUTOREGEN_QUEUE, db=db, schema=SCHEMA)

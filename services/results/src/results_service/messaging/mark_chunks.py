@@ -11,35 +11,39 @@ answered, not retried.
 
 from __future__ import annotations
 
+from service_kit.db import Database
 from service_kit.messaging.broker import EventBroker
 from service_kit.messaging.consumer import EventConsumer, ReceivedEvent
 from service_kit.messaging.topology import QueueSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from results_service.clients.auth import StudentLookup
 from results_service.contracts import (
     IMPORT_CHUNK_ROUTING_KEY,
     IMPORT_CHUNK_TYPE,
     IMPORT_CHUNK_VERSION,
     MarkImportChunkV1,
 )
-from results_service.runtime import Runtime
+from results_service.read_your_writes import RecentWriters
 from results_service.settings import SCHEMA
 from results_service.usecases.mark_imports import import_mark_chunk
 
 MARK_CHUNKS_QUEUE = QueueSpec("results.mark-import-chunks", (IMPORT_CHUNK_ROUTING_KEY,))
 
 
-def register_mark_chunks(events: EventBroker, runtime: Runtime) -> EventConsumer:
-    consumer = events.consumer(MARK_CHUNKS_QUEUE, db=runtime.db, schema=SCHEMA)
+def register_mark_chunks(
+    events: EventBroker, *, db: Database, lookup: StudentLookup, writers: RecentWriters
+) -> EventConsumer:
+    consumer = events.consumer(MARK_CHUNKS_QUEUE, db=db, schema=SCHEMA)
 
     @consumer.handler(IMPORT_CHUNK_TYPE, model=MarkImportChunkV1, version=IMPORT_CHUNK_VERSION)
     async def on_import_chunk(
         event: ReceivedEvent[MarkImportChunkV1], session: AsyncSession
     ) -> None:
-        answer = await import_mark_chunk(session, runtime.student_lookup, event.data)
+        answer = await import_mark_chunk(session, lookup, event.data)
         if answer.applied and answer.rows_ok:
             # A hint only (set before our commit): the importer's next list
             # reads go to the primary.
-            await runtime.recent_writers.mark(event.data.requested_by.user_id)
+            await writers.mark(event.data.requested_by.user_id)
 
     return consumer

@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
+from service_kit.db import Database
 from service_kit.messaging.broker import EventBroker
 from service_kit.messaging.consumer import EventConsumer, ReceivedEvent
 from service_kit.messaging.topology import QueueSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from results_service.runtime import Runtime
 from results_service.settings import SCHEMA
 from results_service.store.students import StudentRecord, mark_former_student, upsert_students
 
@@ -56,8 +56,8 @@ async def on_user_changed(event: ReceivedEvent[UserChangedV1], session: AsyncSes
         await mark_former_student(session, user.id, user.version)
 
 
-def register_user_events(events: EventBroker, runtime: Runtime) -> EventConsumer:
-    consumer = events.consumer(USER_EVENTS_QUEUE, db=runtime.db, schema=SCHEMA)
+def register_user_events(events: EventBroker, *, db: Database) -> EventConsumer:
+    consumer = events.consumer(USER_EVENTS_QUEUE, db=db, schema=SCHEMA)
     consumer.handler(USER_CREATED, model=UserChangedV1)(on_user_changed)
     consumer.handler(USER_UPDATED, model=UserChangedV1)(on_user_changed)
     return consumer

@@ -1,10 +1,11 @@
 """Scheduled publication: a poller every replica runs; each exam is published once.
 
-The schedule lives in PostgreSQL (``exams.status = 'scheduled'``,
-``publish_at``), so it survives restarts and needs no leader: every poll
-claims due exams one at a time with ``FOR UPDATE SKIP LOCKED`` and publishes
-in the claiming transaction (status change and ``results.published`` events
-commit together), so two replicas can never publish the same exam.
+The poller is a kit periodic job on every replica. The schedule lives in
+PostgreSQL (``exams.status = 'scheduled'``, ``publish_at``), so it survives
+restarts and needs no leader: every poll claims due exams one at a time with
+``FOR UPDATE SKIP LOCKED`` and publishes in the claiming transaction (status
+change and ``results.published`` events commit together), so two replicas can
+never publish the same exam.
 
 An exam whose results went stale after it was scheduled (marks corrected
 meanwhile) is regenerated first — through the same coalescing runner as
@@ -22,7 +23,7 @@ import logging
 import uuid
 
 from service_kit.db import Database
-from sqlalchemy.exc import SQLAlchemyError
+from service_kit.jobs import JobTrigger, PeriodicJob
 
 from results_service.generation.metrics import AUTOREGEN
 from results_service.generation.runner import GenerationRunner
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class PublicationScheduler:
-    """A background service (``start``/``stop``) publishing due scheduled exams."""
+    """Publishes due scheduled exams: a periodic job on every replica, and a background
+    service whose stop cancels the regenerations it started."""
 
     def __init__(
         self,
@@ -48,16 +50,26 @@ class PublicationScheduler:
         self._producer = producer
         self._poll = poll_seconds
         self._regenerate_timeout = regenerate_timeout_seconds
-        self._task: asyncio.Task[None] | None = None
         self._regenerating: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._wake = asyncio.Event()
+        # Fired when a due exam finished regenerating: publish it now, not a poll later.
+        self._due_again = JobTrigger()
+
+    def periodic_job(self) -> PeriodicJob:
+        return PeriodicJob(
+            "publish-due-exams",
+            self.run_once,
+            interval_seconds=self._poll,
+            jitter=0.2,
+            first_run_after=0.0,
+            trigger=self._due_again,
+        )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="results-publication-scheduler")
+        return None
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._regenerating.values()) if t is not None]
-        self._task = None
+        """Cancels regenerations of due exams in flight (the next poll starts them again)."""
+        tasks = list(self._regenerating.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -97,21 +109,9 @@ class PublicationScheduler:
                 log.exception("regenerating due exam %s failed; retrying on a later poll", exam_id)
             finally:
                 self._regenerating.pop(exam_id, None)
-                self._wake.set()
+                self._due_again.fire()
 
         log.info("scheduled exam %s is due but stale: regenerating before publishing", exam_id)
         self._regenerating[exam_id] = asyncio.create_task(
             regenerate(), name=f"results-publish-regenerate-{exam_id}"
         )
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except SQLAlchemyError as exc:
-                log.warning("publication scheduler: database unavailable: %r", exc)
-            except Exception:
-                log.exception("publication scheduler: unexpected error")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
