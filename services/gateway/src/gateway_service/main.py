@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from service_kit.asgi import RequestIdMiddleware, UnhandledErrorMiddleware
 from service_kit.health import Readiness
+from service_kit.jobs import PeriodicJobs
 from service_kit.logging import configure_logging
 from service_kit.metrics import PrometheusMiddleware
 from service_kit.redis import create_redis
@@ -72,8 +73,10 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             stack.push_async_callback(redis.aclose)
             await proxy.start()
             stack.push_async_callback(proxy.close)
-            await limiter.start()
             stack.push_async_callback(limiter.close)
+            jobs = PeriodicJobs(limiter.periodic_jobs())
+            jobs.start()
+            stack.push_async_callback(jobs.stop)
             metrics_server.start()
             stack.callback(metrics_server.stop)
             # Everything built so far lives as long as the process: moving it out

@@ -17,7 +17,6 @@ keeps enforcing each replica's own counts), and the failure is counted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
@@ -26,6 +25,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from service_kit.jobs import PeriodicJob
 
 from gateway_service.metrics import RATE_LIMIT_STORE_ERRORS
 from gateway_service.settings import GatewaySettings
@@ -41,7 +41,9 @@ _BACKOFF_SECONDS = 2.0
 
 
 class RateLimiter(Protocol):
-    async def start(self) -> None: ...
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        """Background work the limiter needs (run by the gateway's kit job runner)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -73,16 +75,15 @@ class BatchedRateLimiter:
         self._window = -1
         self._counts: dict[str, _Count] = {}
         self._dirty: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._skip_until = 0.0
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._sync_forever())
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        return [
+            PeriodicJob("rate-limit-sync", self.sync_or_back_off, interval_seconds=self._interval)
+        ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """A last sync, so counts admitted here since the last one are not lost."""
         with contextlib.suppress(RedisError, OSError):
             await self.sync()
 
@@ -125,17 +126,17 @@ class BatchedRateLimiter:
         for (_, count), total in zip(batch, replies[::2], strict=True):
             count.shared = max(count.shared, int(total))
 
-    async def _sync_forever(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except (RedisError, OSError) as exc:
-                RATE_LIMIT_STORE_ERRORS.inc()
-                log.warning(
-                    "rate-limit sync failed; limiting per replica", extra={"error": str(exc)}
-                )
-                await asyncio.sleep(_BACKOFF_SECONDS)
-            await asyncio.sleep(self._interval)
+    async def sync_or_back_off(self) -> None:
+        """:meth:`sync`, skipped for a while after a failure: a dead Redis must not cost
+        a connect timeout per sync, and the limit meanwhile holds per replica."""
+        if time.monotonic() < self._skip_until:
+            return
+        try:
+            await self.sync()
+        except (RedisError, OSError) as exc:
+            RATE_LIMIT_STORE_ERRORS.inc()
+            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            log.warning("rate-limit sync failed; limiting per replica", extra={"error": str(exc)})
 
 
 class ExactRateLimiter:
@@ -145,8 +146,8 @@ class ExactRateLimiter:
         self._limit = limit
         self._skip_until = 0.0
 
-    async def start(self) -> None:
-        return None
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        return []
 
     async def close(self) -> None:
         return None
@@ -172,8 +173,8 @@ class ExactRateLimiter:
 
 
 class NoRateLimit:
-    async def start(self) -> None:
-        return None
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        return []
 
     async def close(self) -> None:
         return None
