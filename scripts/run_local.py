@@ -32,7 +32,7 @@ def main() -> int:
         return 2
     stopping = False
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 

@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,15 +269,6 @@ class GatewayProcess:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
         return out
-
-
-@contextlib.contextmanager
-def running_gateway(upstreams: FakeUpstreams, **env: str) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(upstreams, **env).start()
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
 
 
 # ----------------------------------------------------------------------- raw HTTP

@@ -46,7 +46,7 @@ def database_url(config: Config) -> str:
 
 def _include_name_in(schema: str) -> IncludeNameFn:
     def include_name(
-        name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames
+        name: str | None, type_: NameFilterType, _parent_names: NameFilterParentNames
     ) -> bool:
         if type_ == "schema":
             return name == schema

@@ -9,7 +9,6 @@ once, so the request path pays no label lookup.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -108,14 +107,11 @@ class MetricsServer:
         self._port = port
         self._registry = registry
         self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if not self._port:
             return
-        self._server, self._thread = start_http_server(
-            self._port, addr=self._host, registry=self._registry
-        )
+        self._server, _ = start_http_server(self._port, addr=self._host, registry=self._registry)
         log.info("metrics listening", extra={"host": self._host, "port": self._port})
 
     def stop(self) -> None:

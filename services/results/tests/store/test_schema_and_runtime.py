@@ -27,7 +27,7 @@ async def test_migrations_create_exactly_the_tables_the_code_describes(db: Datab
                 "include_schemas": True,
                 "include_name": lambda name, type_, parent: type_ != "schema" or name == SCHEMA,
                 # Tables other modules add in later revisions are theirs to compare.
-                "include_object": lambda obj, name, type_, reflected, compare_to: (
+                "include_object": lambda _obj, name, type_, _reflected, _compare_to: (
                     type_ != "table" or f"{SCHEMA}.{name}" in metadata.tables
                 ),
                 "compare_type": True,

@@ -182,11 +182,6 @@ def test_overall_percentage_is_not_a_mean_of_rounded_subject_percentages() -> No
 # --------------------------------------------------------------------- gpa rounding
 
 
-def scale_with_points(*points: str) -> tuple[GradeBand, ...]:
-    """Bands at 0, 10, 20, ... carrying the given points."""
-    return tuple(GradeBand(f"G{i}", D(10 * i), D(p)) for i, p in enumerate(points))
-
-
 @pytest.mark.parametrize(
     ("points_a", "points_b", "credits_a", "credits_b", "gpa"),
     [

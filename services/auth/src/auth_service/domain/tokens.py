@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 ALGORITHM = "EdDSA"
-TOKEN_TYPE = "Bearer"
 # 32 random bytes: 256 bits, far beyond guessing; url-safe so it travels in JSON and links.
 SECRET_TOKEN_BYTES = 32
 

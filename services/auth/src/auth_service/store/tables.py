@@ -124,5 +124,5 @@ invitations = Table(
     comment="Single-use tokens with which an invited user sets a password.",
 )
 
-# The kit's outbox and inbox, in this schema, so the migrations create them here.
-KIT_TABLES = kit_tables(metadata, SCHEMA)
+# The kit's tables (outbox, inbox, job leases) in this schema, so the migrations create them here.
+kit_tables(metadata, SCHEMA)

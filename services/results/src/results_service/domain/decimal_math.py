@@ -26,8 +26,6 @@ from fractions import Fraction
 ZERO = Decimal("0.00")
 """Zero written with two decimals; the start of every sum."""
 
-HUNDRED = Decimal(100)
-
 _EXACT = Context(
     prec=MAX_PREC,
     Emax=MAX_EMAX,

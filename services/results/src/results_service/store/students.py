@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Text, any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.store.tables import students
@@ -105,17 +105,3 @@ async def mark_former_student(session: AsyncSession, user_id: uuid.UUID, version
         .values(active=False, source_version=version, updated_at=func.now())
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-async def student_numbers_by_id(
-    session: AsyncSession, user_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    if not user_ids:
-        return {}
-    rows = await session.execute(
-        select(students.c.user_id, students.c.student_number).where(
-            students.c.user_id
-            == any_(bindparam("user_ids", list(user_ids), type_=ARRAY(UUID(as_uuid=True))))
-        )
-    )
-    return {user_id: number for user_id, number in rows}
