@@ -23,11 +23,14 @@ run: install ## start every service as its own process (Ctrl-C stops all)
 	@"$(UV)" run --frozen python scripts/run_local.py
 
 .PHONY: lint
-lint: install ## ruff and mypy (strict for the kit and the results domain)
+lint: install ## ruff, mypy (strict for the kit and the results domain) and vulture (dead code)
 	"$(UV)" run --frozen ruff check .
 	"$(UV)" run --frozen ruff format --check .
 	"$(UV)" run --frozen mypy shared/src services/results/src/results_service/domain
-	"$(UV)" run --frozen mypy services/auth/src services/gateway/src services/results/src
+	"$(UV)" run --frozen mypy services/auth/src services/gateway/src services/results/src vulture_whitelist.py
+	@# Tests and migrations are passed too: what only they use is used, not dead.
+	"$(UV)" run --frozen vulture shared/src services/*/src scripts loadtests \
+		services/*/migrations shared/tests services/*/tests tests deploy/tests vulture_whitelist.py
 
 .PHONY: system-deps
 system-deps: ## Debian packages the tests need (headless Chromium for the CORS browser test)
