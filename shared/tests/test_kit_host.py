@@ -141,7 +141,7 @@ def sample_host(journal: Journal, *, fail_on_start: bool = False) -> ServiceHost
         settings_type=KitSettings,
         wire=wire,
         routers=[router],
-        needs=Needs(outbox_schema=SCHEMA, job_lease_schema=SCHEMA),
+        needs=Needs(schema=SCHEMA, outbox=True),
     )
 
 

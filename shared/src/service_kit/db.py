@@ -12,6 +12,7 @@ BEGIN and COMMIT/ROLLBACK round trips a transaction or session costs.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,15 @@ DB_POOL_OPEN = Gauge(
 )
 
 ReadTarget = Literal["primary", "replica"]
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def checked_schema(schema: str) -> str:
+    """The schema name if it is a plain lower-case identifier (it is spliced into SQL)."""
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema name {schema!r} must match {_SCHEMA_NAME.pattern}")
+    return schema
 
 
 def choose_read_target(*, replica_configured: bool, fresh: bool) -> ReadTarget:

@@ -118,16 +118,20 @@ class Kit(Generic[S]):
 
 @dataclass(frozen=True, slots=True)
 class Needs:
-    """Which kit resources a service uses beyond the database and Redis."""
+    """What a service keeps in its Postgres schema, and how much Redis matters to it."""
 
-    outbox_schema: str | None = None
-    """The service publishes events from this schema's outbox: run a relay."""
+    schema: str | None = None
+    """The service's own schema: its inbox, outbox and periodic job leases live there."""
+    outbox: bool = False
+    """The service publishes events through the outbox of ``schema``: run a relay."""
     outbox_retention: timedelta = timedelta(days=7)
     """How long sent outbox rows are kept (short when they hold secrets)."""
-    job_lease_schema: str | None = None
-    """Schema of the ``job_leases`` table, for jobs that run once across replicas."""
     redis_critical: bool = False
     """Whether Redis being down makes the pod unready (most services only degrade)."""
+
+    def __post_init__(self) -> None:
+        if self.outbox and self.schema is None:
+            raise ValueError("a service with an outbox must name its schema")
 
 
 Wire = Callable[[Kit[S]], Parts[S]]
@@ -220,20 +224,19 @@ class ServiceHost(Generic[S]):
         self, kit: Kit[S], parts: Parts[S], stack: AsyncExitStack, readiness: Readiness
     ) -> None:
         settings, needs = kit.settings, self.needs
-        if needs.outbox_schema is not None:
+        jobs = list(parts.jobs)
+        if needs.outbox:
+            assert needs.schema is not None
             relay = OutboxRelay(
-                kit.db, settings, schema=needs.outbox_schema, retention=needs.outbox_retention
+                kit.db, settings, schema=needs.schema, retention=needs.outbox_retention
             )
             relay.start()
             stack.push_async_callback(relay.stop)
-        leases = (
-            JobLeases(kit.db, needs.job_lease_schema)
-            if needs.job_lease_schema is not None
-            else None
-        )
-        jobs = PeriodicJobs(parts.jobs, leases=leases)
-        jobs.start()
-        stack.push_async_callback(jobs.stop)
+            jobs.append(relay.purge_job())
+        leases = JobLeases(kit.db, needs.schema) if needs.schema is not None else None
+        periodic = PeriodicJobs(jobs, leases=leases)
+        periodic.start()
+        stack.push_async_callback(periodic.stop)
         for service in parts.background:
             await service.start()
             stack.push_async_callback(_stop_logged, service)

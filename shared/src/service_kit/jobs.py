@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 
-from service_kit.db import Database
-from service_kit.messaging.tables import checked_schema
+from service_kit.db import Database, checked_schema
 
 log = logging.getLogger(__name__)
 

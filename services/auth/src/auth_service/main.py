@@ -80,10 +80,10 @@ SERVICE = ServiceHost(
     wire=wire,
     routers=[auth.router, users.router, jwks.router, internal.router],
     needs=Needs(
-        outbox_schema=SCHEMA,
+        schema=SCHEMA,
+        outbox=True,
         # Sent rows go soon: user.invited rows hold a raw invitation token.
         outbox_retention=timedelta(hours=1),
-        job_lease_schema=SCHEMA,
     ),
     token_verifier=own_token_verifier,
 )

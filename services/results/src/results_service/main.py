@@ -100,7 +100,7 @@ SERVICE = ServiceHost(
         publication.router,
         results.internal_router,
     ],
-    needs=Needs(outbox_schema=SCHEMA, job_lease_schema=SCHEMA),
+    needs=Needs(schema=SCHEMA, outbox=True),
 )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from service_kit.db import Database
+from service_kit.jobs import PeriodicJob
 from service_kit.messaging.envelope import HEADER_REQUEST_ID, EventEnvelope, to_amqp_message
 from service_kit.messaging.outbox import notify_channel, purge_sent_events
 from service_kit.messaging.tables import tables_for
@@ -83,6 +84,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         purge_interval_seconds: float = 600.0,
     ) -> None:
+        """``retention`` and ``purge_interval_seconds`` shape :meth:`purge_job`."""
         self._db = db
         self._settings = settings
         self._schema = schema
@@ -101,7 +103,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._last_purge = 0.0
         self._last_gauges = 0.0
 
     # -- lifecycle -----------------------------------------------------------
@@ -151,7 +152,7 @@ class OutboxRelay:
                     OUTBOX_RELAY_ERRORS.labels(self._service, "unexpected").inc()
                     log.exception("outbox relay: unexpected error")
                     await self._close_broker()
-                await self._housekeeping()
+                await self._refresh_gauges_now_and_then()
                 if failed and not sent:
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
@@ -302,22 +303,35 @@ class OutboxRelay:
             finally:
                 conn.terminate()
 
-    async def _housekeeping(self) -> None:
+    def purge_job(self) -> PeriodicJob:
+        """Deleting sent rows past the retention: one replica at a time (a job lease)."""
+
+        async def purge() -> None:
+            async with self._db.transaction() as session:
+                purged = await purge_sent_events(
+                    session, schema=self._schema, older_than=self._retention
+                )
+            if purged:
+                log.info("outbox relay: purged %d sent rows", purged)
+
+        return PeriodicJob(
+            f"purge-sent-events-{self._schema}",
+            purge,
+            interval_seconds=self._purge_interval,
+            jitter=0.2,
+            first_run_after=0.5,
+            once_across_replicas=True,
+        )
+
+    async def _refresh_gauges_now_and_then(self) -> None:
         now = time.monotonic()
+        if now - self._last_gauges < _GAUGE_REFRESH_SECONDS:
+            return
+        self._last_gauges = now
         try:
-            if now - self._last_gauges >= _GAUGE_REFRESH_SECONDS:
-                self._last_gauges = now
-                await self._refresh_gauges()
-            if now - self._last_purge >= self._purge_interval:
-                self._last_purge = now
-                async with self._db.transaction() as session:
-                    purged = await purge_sent_events(
-                        session, schema=self._schema, older_than=self._retention
-                    )
-                if purged:
-                    log.info("outbox relay: purged %d sent rows", purged)
+            await self._refresh_gauges()
         except SQLAlchemyError as exc:
-            log.debug("outbox relay: housekeeping skipped: %r", exc)
+            log.debug("outbox relay: gauges not refreshed: %r", exc)
 
     async def _refresh_gauges(self) -> None:
         """Backlog and age of the oldest unsent row, from the database (all replicas agree)."""

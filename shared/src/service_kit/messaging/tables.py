@@ -8,7 +8,6 @@ own statements, so the two can never disagree.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,14 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+from service_kit.db import checked_schema
 
-
-def checked_schema(schema: str) -> str:
-    """The schema name if it is a plain lower-case identifier (it is spliced into DDL)."""
-    if not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"schema name {schema!r} must match {_SCHEMA_NAME.pattern}")
-    return schema
+__all__ = ["KitTables", "checked_schema", "kit_tables", "tables_for"]
 
 
 @dataclass(frozen=True, slots=True)
