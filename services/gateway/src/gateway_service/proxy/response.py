@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from gateway_service.proxy.errors import UpstreamDisconnected, UpstreamError
 
-if TYPE_CHECKING:
-    from gateway_service.proxy.connection import UpstreamConnection
+
+class ExchangeConnection(Protocol):
+    """What a response needs of the connection that feeds it.
+
+    A protocol rather than the connection class: the connection imports this
+    module, and a response must not import it back (an import cycle).
+    """
+
+    loop: asyncio.AbstractEventLoop
+
+    def resume_reading(self) -> None: ...
+
+    def abort(self, error: UpstreamError) -> None: ...
+
+    def finish_exchange(self, response: UpstreamResponse) -> None: ...
+
 
 # Read-side backpressure: past HIGH buffered bytes the socket is not read until
 # the consumer has taken the buffer under LOW, so a slow client never makes the
@@ -51,7 +65,7 @@ class UpstreamResponse:
         "writer",
     )
 
-    def __init__(self, connection: UpstreamConnection, *, head_only: bool) -> None:
+    def __init__(self, connection: ExchangeConnection, *, head_only: bool) -> None:
         self._connection = connection
         self.head_only = head_only
         self.status = 0
