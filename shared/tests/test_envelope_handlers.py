@@ -9,7 +9,14 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 from service_kit.app import create_app
-from service_kit.errors import CATALOG, ErrorCode, ErrorDetail, NotFound, ValidationFailed
+from service_kit.errors import (
+    CATALOG,
+    DetailCode,
+    ErrorCode,
+    ErrorDetail,
+    NotFound,
+    ValidationFailed,
+)
 from service_kit.settings import KitSettings
 
 
@@ -30,7 +37,9 @@ def build_app() -> FastAPI:
     @router.post("/things")
     async def create_thing(payload: Payload) -> dict[str, str]:
         if payload.name == "bad":
-            raise ValidationFailed(details=[ErrorDetail("name", "NAME_BAD", "bad name")])
+            raise ValidationFailed(
+                details=[ErrorDetail("name", DetailCode.VALUE_ERROR, "bad name")]
+            )
         return {"name": payload.name}
 
     @router.get("/search")
@@ -107,7 +116,7 @@ async def test_bad_query_parameter_is_bad_request(client: httpx.AsyncClient) -> 
 async def test_domain_validation_details_keep_their_codes(client: httpx.AsyncClient) -> None:
     response = await client.post("/things", json={"name": "bad", "count": 1})
     error = assert_envelope(response.json(), ErrorCode.VALIDATION_FAILED)
-    assert error["details"] == [{"field": "name", "code": "NAME_BAD", "message": "bad name"}]
+    assert error["details"] == [{"field": "name", "code": "VALUE_ERROR", "message": "bad name"}]
 
 
 async def test_unexpected_error_is_internal_without_internals(client: httpx.AsyncClient) -> None:

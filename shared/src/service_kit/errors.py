@@ -1,10 +1,11 @@
 """The error catalog, typed domain errors and the envelope.
 
 Every code of API.md lives here once, with its HTTP status and a default
-message for a person. Services raise :class:`ServiceError` subclasses with a
-code; :mod:`service_kit.handlers` maps them (and every framework error) to
-the envelope, so no service can answer a bare 500 or a framework-shaped body.
-``docs/errors.md`` is generated from :data:`CATALOG`.
+message for a person; every detail code lives in
+:mod:`service_kit.detail_codes`. Services raise :class:`ServiceError`
+subclasses with a code; :mod:`service_kit.handlers` maps them (and every
+framework error) to the envelope, so no service can answer a bare 500 or a
+framework-shaped body. ``docs/errors.md`` is generated from both catalogs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from service_kit.detail_codes import DETAIL_CATALOG, DetailCode, detail_catalog_markdown
+
+__all__ = [
+    "CATALOG",
+    "DETAIL_CATALOG",
+    "CatalogEntry",
+    "DetailCode",
+    "ErrorCode",
+    "ErrorDetail",
+    "ServiceError",
+    "catalog_markdown",
+    "error_body",
+]
 
 
 class ErrorCode(StrEnum):
@@ -84,11 +99,16 @@ class ErrorDetail:
     """One problem of a request: ``field`` is a path such as ``marks[3].mark``."""
 
     field: str
-    code: str
+    code: DetailCode
     message: str
 
+    def __post_init__(self) -> None:
+        # Typed as DetailCode, checked here too: a stray string from untyped code
+        # fails where it is made, not as an unannounced code in a client's hands.
+        object.__setattr__(self, "code", DetailCode(self.code))
+
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message": self.message}
+        return {"field": self.field, "code": self.code.value, "message": self.message}
 
 
 class ServiceError(Exception):
@@ -195,11 +215,23 @@ def catalog_markdown() -> str:
     lines = [
         "# Error codes",
         "",
-        "Generated from `service_kit.errors.CATALOG` by `make docs`; do not edit.",
+        "Generated from `service_kit.errors.CATALOG` and `service_kit.detail_codes.DETAIL_CATALOG`",
+        "by `make docs`; do not edit.",
+        "",
+        "## Error codes (`error.code`)",
         "",
         "| status | code | default message |",
         "|---|---|---|",
     ]
     for code, entry in sorted(CATALOG.items(), key=lambda kv: (kv[1].status, kv[0].value)):
         lines.append(f"| {entry.status} | `{code.value}` | {entry.message} |")
+    lines += [
+        "",
+        "## Detail codes (`error.details[].code`)",
+        "",
+        "One problem of one field (`field` is a path such as `marks[3].mark`). Codes of the",
+        "area `request` come from parsing the request and can appear on any call.",
+        "",
+        *detail_catalog_markdown(),
+    ]
     return "\n".join(lines) + "\n"

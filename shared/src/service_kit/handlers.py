@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from service_kit.context import current_request_id
-from service_kit.errors import ErrorCode, ErrorDetail, ServiceError, error_body
+from service_kit.detail_codes import PARSING_CODES
+from service_kit.errors import DetailCode, ErrorCode, ErrorDetail, ServiceError, error_body
 
 log = logging.getLogger("service_kit.errors")
 
@@ -69,15 +70,30 @@ def _is_query_problem(errors: Sequence[dict[str, Any]]) -> bool:
     return bool(errors) and all(err.get("loc", ("",))[0] == "query" for err in errors)
 
 
+def _detail(err: dict[str, Any]) -> ErrorDetail:
+    field = _field_path(err.get("loc", ()))
+    kind = str(err.get("type", ""))
+    message = str(err.get("msg", "invalid value"))
+    if kind == "too_long":
+        # A list over its model's max_length: one code and message for every such
+        # limit, e.g. the 5000 entries of a marks batch (API.md).
+        ctx = err.get("ctx") or {}
+        message = f"at most {ctx.get('max_length')} entries a call"
+        if ctx.get("actual_length") is not None:
+            message += f", got {ctx['actual_length']}"
+        return ErrorDetail(field, DetailCode.TOO_MANY_ENTRIES, message)
+    code = DetailCode.__members__.get(kind.upper())
+    if code not in PARSING_CODES:
+        # A pydantic error type the catalog does not list (a rare one, or one a
+        # new pydantic adds): still a catalogued code, with pydantic's message.
+        # Only parsing codes qualify, so no type can pass for a domain rule.
+        code = DetailCode.INVALID_VALUE
+    return ErrorDetail(field, code, message)
+
+
 def validation_details(errors: Sequence[dict[str, Any]]) -> list[ErrorDetail]:
-    return [
-        ErrorDetail(
-            field=_field_path(err.get("loc", ())),
-            code=str(err.get("type", "invalid")).upper(),
-            message=str(err.get("msg", "invalid value")),
-        )
-        for err in errors
-    ]
+    """One detail per pydantic error, its type mapped onto the detail catalog."""
+    return [_detail(err) for err in errors]
 
 
 async def _service_error(_: Request, exc: Exception) -> Response:

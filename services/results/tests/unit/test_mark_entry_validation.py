@@ -10,12 +10,11 @@ import pytest
 from results_service.store.exams import ExamRecord, GradeBandRecord, SubjectRecord
 from results_service.usecases.mark_entries import (
     Actor,
-    EntryCode,
     MarkInput,
     authorize_mark_write,
     validate_entries,
 )
-from service_kit.errors import ErrorCode, ServiceError
+from service_kit.errors import DetailCode, ErrorCode, ServiceError
 
 ASSIGNED = uuid.uuid4()
 
@@ -88,7 +87,7 @@ def test_scheduled_exams_take_marks_like_drafts() -> None:
     authorize_mark_write(_exam("scheduled"), Actor(ASSIGNED, "examiner"), None, ["MATH"])
 
 
-def _codes(entries: list[MarkInput], known: set[str]) -> list[tuple[int, str, EntryCode]]:
+def _codes(entries: list[MarkInput], known: set[str]) -> list[tuple[int, str, DetailCode]]:
     ids = {n: uuid.uuid4() for n in known}
     batch = validate_entries(_exam(), entries, ids)
     return [(p.ref, p.field, p.code) for p in batch.problems]
@@ -115,19 +114,23 @@ def test_valid_entries_come_back_ready_to_write() -> None:
 @pytest.mark.parametrize(
     ("status", "mark", "expected"),
     [
-        ("present", None, [EntryCode.MARK_REQUIRED]),
-        ("present", Decimal("-0.01"), [EntryCode.MARK_OUT_OF_RANGE]),
-        ("present", Decimal("100.01"), [EntryCode.MARK_OUT_OF_RANGE]),
-        ("present", Decimal("100.001"), [EntryCode.MARK_OUT_OF_RANGE, EntryCode.TOO_MANY_DECIMALS]),
+        ("present", None, [DetailCode.MARK_REQUIRED]),
+        ("present", Decimal("-0.01"), [DetailCode.MARK_OUT_OF_RANGE]),
+        ("present", Decimal("100.01"), [DetailCode.MARK_OUT_OF_RANGE]),
+        (
+            "present",
+            Decimal("100.001"),
+            [DetailCode.MARK_OUT_OF_RANGE, DetailCode.TOO_MANY_DECIMALS],
+        ),
         ("present", Decimal("0"), []),
         ("present", Decimal("99.990"), []),
-        ("absent", Decimal("0"), [EntryCode.MARK_NOT_ALLOWED]),
-        ("exempt", Decimal("1"), [EntryCode.MARK_NOT_ALLOWED]),
-        ("Present", Decimal("1"), [EntryCode.INVALID_STATUS]),
+        ("absent", Decimal("0"), [DetailCode.MARK_NOT_ALLOWED]),
+        ("exempt", Decimal("1"), [DetailCode.MARK_NOT_ALLOWED]),
+        ("Present", Decimal("1"), [DetailCode.INVALID_STATUS]),
     ],
 )
 def test_mark_rules_per_status(
-    status: str, mark: Decimal | None, expected: list[EntryCode]
+    status: str, mark: Decimal | None, expected: list[DetailCode]
 ) -> None:
     found = _codes([MarkInput(0, "S1", "MATH", status, mark)], {"S1"})
     assert [code for _, _, code in found] == expected
@@ -136,9 +139,9 @@ def test_mark_rules_per_status(
 def test_unknown_subject_still_reports_the_other_problems_of_the_entry() -> None:
     found = _codes([MarkInput(4, "NOPE", "ART", "present", Decimal("1.234"))], set())
     assert found == [
-        (4, "student_number", EntryCode.STUDENT_NOT_FOUND),
-        (4, "subject_code", EntryCode.SUBJECT_NOT_FOUND),
-        (4, "mark", EntryCode.TOO_MANY_DECIMALS),
+        (4, "student_number", DetailCode.STUDENT_NOT_FOUND),
+        (4, "subject_code", DetailCode.SUBJECT_NOT_FOUND),
+        (4, "mark", DetailCode.TOO_MANY_DECIMALS),
     ]
 
 
@@ -151,4 +154,4 @@ def test_a_pair_given_twice_is_a_duplicate_on_every_entry_involved() -> None:
         ],
         {"S1"},
     )
-    assert found == [(0, "", EntryCode.DUPLICATE_ENTRY), (2, "", EntryCode.DUPLICATE_ENTRY)]
+    assert found == [(0, "", DetailCode.DUPLICATE_ENTRY), (2, "", DetailCode.DUPLICATE_ENTRY)]

@@ -1,22 +1,20 @@
-"""Small edges of the service: JSON numbers, cursors, settings, contracts, docs."""
+"""Small edges of the service: JSON numbers, detail codes, settings, contracts."""
 
 from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 import pytest
 from auth_service.contracts import UserCreatedV1
 from pydantic import BaseModel, ValidationError
 from results_service.api.numbers import JsonDecimal, json_number
-from results_service.api.pagination import decode_cursor, encode_cursor
 from results_service.contracts import MAX_CHUNK_ROWS, MarkImportChunkV1
-from results_service.contracts.docs import BEGIN_MARKER, END_MARKER, EVENTS_MD, events_markdown
+from results_service.domain import ProblemCode
 from results_service.messaging.user_events import UserChangedV1
 from results_service.settings import ResultsSettings
-from service_kit.errors import BadRequest
+from service_kit.errors import DetailCode
 from service_kit.settings import DevSecretInProduction
 
 
@@ -48,18 +46,10 @@ def test_every_two_decimal_mark_round_trips_exactly() -> None:
         assert Decimal(repr(json_number(value))) == value
 
 
-def test_cursor_round_trip_and_garbage() -> None:
-    key = ["2026-11-22T10:00:00.123456+00:00", str(uuid.uuid4())]
-    assert decode_cursor(encode_cursor(key), list) == key
-    assert decode_cursor(None, list) is None
-    for bad in ("!!!", "e30", "bnVsbA", "W10"):  # garbage, {}, null, [] (fails unpacking)
-
-        def parse(values: list[object]) -> tuple[object, object]:
-            first, second = values
-            return first, second
-
-        with pytest.raises(BadRequest):
-            decode_cursor(bad, parse)
+def test_every_problem_code_of_the_domain_is_a_catalogued_detail_code() -> None:
+    # The domain keeps its own enum (it imports nothing); its codes reach clients
+    # as ErrorDetail codes, so each must be in the kit's catalog.
+    assert {c.value for c in ProblemCode} <= {c.value for c in DetailCode}
 
 
 def test_settings_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,13 +99,3 @@ def test_a_chunk_over_the_row_limit_fails_its_model() -> None:
     assert len(MarkImportChunkV1.model_validate(body).rows) == MAX_CHUNK_ROWS
     with pytest.raises(ValidationError):
         MarkImportChunkV1.model_validate(body | {"rows": [row] * (MAX_CHUNK_ROWS + 1)})
-
-
-def test_docs_events_md_holds_the_generated_marks_section() -> None:
-    text = Path(EVENTS_MD).read_text(encoding="utf-8")
-    assert BEGIN_MARKER in text and END_MARKER in text, "run the docs generator with --write"
-    start = text.index(BEGIN_MARKER)
-    end = text.index(END_MARKER) + len(END_MARKER)
-    assert text[start:end] + "\n" == events_markdown(), (
-        "docs/events.md is out of date: uv run python -m results_service.contracts.docs --write"
-    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from service_kit.errors import ErrorDetail
+from service_kit.errors import DetailCode, ErrorDetail
 
 MIN_PASSWORD_LENGTH = 10
 # Argon2 pre-hashes its input, so length barely changes its cost; the cap only stops
@@ -22,7 +22,7 @@ def password_problems(field: str, password: str) -> list[ErrorDetail]:
         return [
             ErrorDetail(
                 field,
-                "PASSWORD_TOO_SHORT",
+                DetailCode.PASSWORD_TOO_SHORT,
                 f"The password must have at least {MIN_PASSWORD_LENGTH} characters.",
             )
         ]
@@ -30,7 +30,7 @@ def password_problems(field: str, password: str) -> list[ErrorDetail]:
         return [
             ErrorDetail(
                 field,
-                "PASSWORD_TOO_LONG",
+                DetailCode.PASSWORD_TOO_LONG,
                 f"The password must have at most {MAX_PASSWORD_LENGTH} characters.",
             )
         ]

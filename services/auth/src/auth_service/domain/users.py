@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
-from service_kit.errors import ErrorDetail
+from service_kit.errors import DetailCode, ErrorDetail
 
 MAX_EMAIL_LENGTH = 254
 MAX_FULL_NAME_LENGTH = 200
@@ -45,19 +45,23 @@ def normalized_email(field: str, raw: str) -> tuple[str | None, list[ErrorDetail
     try:
         valid = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        return None, [ErrorDetail(field, "EMAIL_INVALID", str(exc))]
+        return None, [ErrorDetail(field, DetailCode.EMAIL_INVALID, str(exc))]
     if len(valid.normalized) > MAX_EMAIL_LENGTH:
-        return None, [ErrorDetail(field, "EMAIL_INVALID", "The email address is too long.")]
+        return None, [
+            ErrorDetail(field, DetailCode.EMAIL_INVALID, "The email address is too long.")
+        ]
     return valid.normalized, []
 
 
 def full_name_problems(field: str, full_name: str) -> list[ErrorDetail]:
     if not full_name.strip():
-        return [ErrorDetail(field, "REQUIRED", "The full name must not be empty.")]
+        return [ErrorDetail(field, DetailCode.REQUIRED, "The full name must not be empty.")]
     if len(full_name) > MAX_FULL_NAME_LENGTH:
         return [
             ErrorDetail(
-                field, "TOO_LONG", f"At most {MAX_FULL_NAME_LENGTH} characters are allowed."
+                field,
+                DetailCode.TOO_LONG,
+                f"At most {MAX_FULL_NAME_LENGTH} characters are allowed.",
             )
         ]
     return []
@@ -70,7 +74,9 @@ def parsed_role(field: str, raw: str) -> tuple[Role | None, list[ErrorDetail]]:
         return Role(raw), []
     except ValueError:
         allowed = ", ".join(r.value for r in Role)
-        return None, [ErrorDetail(field, "INVALID_ROLE", f"The role must be one of: {allowed}.")]
+        return None, [
+            ErrorDetail(field, DetailCode.INVALID_ROLE, f"The role must be one of: {allowed}.")
+        ]
 
 
 def clean_student_number(raw: str | None) -> str | None:
@@ -85,18 +91,18 @@ def student_number_problems(role: Role, student_number: str | None) -> list[Erro
     field = "student_number"
     if role is Role.STUDENT:
         if student_number is None:
-            return [ErrorDetail(field, "REQUIRED", "A student needs a student number.")]
+            return [ErrorDetail(field, DetailCode.REQUIRED, "A student needs a student number.")]
         if len(student_number) > MAX_STUDENT_NUMBER_LENGTH:
             return [
                 ErrorDetail(
                     field,
-                    "TOO_LONG",
+                    DetailCode.TOO_LONG,
                     f"At most {MAX_STUDENT_NUMBER_LENGTH} characters are allowed.",
                 )
             ]
         return []
     if student_number is not None:
-        return [ErrorDetail(field, "NOT_ALLOWED", "Only students have a student number.")]
+        return [ErrorDetail(field, DetailCode.NOT_ALLOWED, "Only students have a student number.")]
     return []
 
 
@@ -112,7 +118,7 @@ def role_change_problems(user: User, new_role: Role) -> list[ErrorDetail]:
         return [
             ErrorDetail(
                 "role",
-                "ROLE_CHANGE_NOT_ALLOWED",
+                DetailCode.ROLE_CHANGE_NOT_ALLOWED,
                 "A user cannot be moved into or out of the student role.",
             )
         ]

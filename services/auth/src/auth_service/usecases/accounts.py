@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from service_kit.db import Database
 from service_kit.errors import (
     Conflict,
+    DetailCode,
     ErrorCode,
     ErrorDetail,
     NotFound,
@@ -63,7 +64,9 @@ class BootstrapError(RuntimeError):
 def _token_invalid() -> ValidationFailed:
     return ValidationFailed(
         details=[
-            ErrorDetail("token", "TOKEN_INVALID", "The invitation is unknown, used or expired.")
+            ErrorDetail(
+                "token", DetailCode.TOKEN_INVALID, "The invitation is unknown, used or expired."
+            )
         ]
     )
 

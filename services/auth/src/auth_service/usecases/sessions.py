@@ -16,6 +16,7 @@ from enum import Enum
 
 from service_kit.db import Database
 from service_kit.errors import (
+    DetailCode,
     ErrorCode,
     ErrorDetail,
     RateLimited,
@@ -245,7 +246,9 @@ class Sessions:
             raise ValidationFailed(
                 details=[
                     ErrorDetail(
-                        "current_password", "PASSWORD_INCORRECT", "The current password is wrong."
+                        "current_password",
+                        DetailCode.PASSWORD_INCORRECT,
+                        "The current password is wrong.",
                     )
                 ]
             )
@@ -260,7 +263,7 @@ class Sessions:
                     details=[
                         ErrorDetail(
                             "current_password",
-                            "PASSWORD_INCORRECT",
+                            DetailCode.PASSWORD_INCORRECT,
                             "The password was changed meanwhile.",
                         )
                     ]

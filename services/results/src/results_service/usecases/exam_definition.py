@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from service_kit.errors import ErrorDetail
+from service_kit.errors import DetailCode, ErrorDetail
 
 from results_service.domain import (
     GradeBand,
-    ProblemCode,
     Subject,
     has_at_most_two_decimals,
     validate_exam_definition,
@@ -27,8 +26,6 @@ MAX_MARK_VALUE = Decimal("99999.99")
 """NUMERIC(7, 2): the largest max_mark, pass_mark or credits."""
 MAX_POINTS_VALUE = Decimal("9999.99")
 """NUMERIC(6, 2): the largest points of a band."""
-
-VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +58,15 @@ class ExamDefinition:
 def _two_decimals(field: str, value: Decimal, out: list[ErrorDetail]) -> None:
     if value.is_finite() and not has_at_most_two_decimals(value):
         out.append(
-            ErrorDetail(
-                field, ProblemCode.TOO_MANY_DECIMALS.value, f"{value} has more than two decimals"
-            )
+            ErrorDetail(field, DetailCode.TOO_MANY_DECIMALS, f"{value} has more than two decimals")
         )
 
 
 def _at_most(field: str, value: Decimal, limit: Decimal, out: list[ErrorDetail]) -> None:
     if value.is_finite() and value > limit:
-        out.append(ErrorDetail(field, VALUE_TOO_LARGE, f"must be at most {limit}, got {value}"))
+        out.append(
+            ErrorDetail(field, DetailCode.VALUE_TOO_LARGE, f"must be at most {limit}, got {value}")
+        )
 
 
 def _storage_problems(definition: ExamDefinition) -> list[ErrorDetail]:
@@ -95,7 +92,8 @@ def definition_problems(definition: ExamDefinition) -> list[ErrorDetail]:
         [GradeBand(b.grade, b.min_percent, b.points) for b in definition.grading_scale],
         definition.pass_percent,
     )
-    details = [ErrorDetail(p.field, p.code.value, p.message) for p in domain]
+    # The domain's codes are catalogue codes (a test holds them to it).
+    details = [ErrorDetail(p.field, DetailCode(p.code), p.message) for p in domain]
     return details + _storage_problems(definition)
 
 
@@ -110,7 +108,7 @@ def problems_with_existing_marks(
             out.append(
                 ErrorDetail(
                     "subjects",
-                    "SUBJECT_HAS_MARKS",
+                    DetailCode.SUBJECT_HAS_MARKS,
                     f"subject {code!r} has marks and cannot be removed",
                 )
             )
@@ -121,7 +119,7 @@ def problems_with_existing_marks(
             out.append(
                 ErrorDetail(
                     f"subjects[{i}].max_mark",
-                    "MARKS_ABOVE_MAX_MARK",
+                    DetailCode.MARKS_ABOVE_MAX_MARK,
                     f"a mark of {top} is already entered for {code!r}",
                 )
             )

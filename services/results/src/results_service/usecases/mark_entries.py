@@ -13,30 +13,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 
-from service_kit.errors import Conflict, ErrorCode, Forbidden
+from service_kit.errors import Conflict, DetailCode, ErrorCode, Forbidden
 
 from results_service.domain import MarkStatus, ProblemCode, Subject, validate_mark
 from results_service.store.exams import ExamRecord
 from results_service.store.marks import MarkWrite
 
 MAX_BATCH_ENTRIES = 5000
-"""API.md: at most 5000 entries a call (and per import chunk)."""
-
-
-class EntryCode(StrEnum):
-    """Detail codes of an invalid entry (API.md names the first two)."""
-
-    STUDENT_NOT_FOUND = "STUDENT_NOT_FOUND"
-    SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
-    INVALID_STATUS = "INVALID_STATUS"
-    DUPLICATE_ENTRY = "DUPLICATE_ENTRY"
-    MARK_REQUIRED = ProblemCode.MARK_REQUIRED.value
-    MARK_NOT_ALLOWED = ProblemCode.MARK_NOT_ALLOWED.value
-    MARK_OUT_OF_RANGE = ProblemCode.MARK_OUT_OF_RANGE.value
-    TOO_MANY_DECIMALS = ProblemCode.TOO_MANY_DECIMALS.value
-    NOT_A_NUMBER = ProblemCode.NOT_A_NUMBER.value
+"""API.md: at most 5000 entries a call (``PutMarksIn`` states it); import chunks hold as many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +41,7 @@ class EntryProblem:
 
     ref: int
     field: str
-    code: EntryCode
+    code: DetailCode
     message: str
     value: str
 
@@ -125,7 +110,8 @@ def _mark_problem(entry: MarkInput, code: ProblemCode, subject: Subject) -> Entr
     else:
         message = _MARK_MESSAGES.get(code, code.value.lower().replace("_", " "))
     value = "" if entry.mark is None else str(entry.mark)
-    return EntryProblem(entry.ref, "mark", EntryCode(code.value), message, value)
+    # The domain's codes are catalogue codes (a test holds them to it).
+    return EntryProblem(entry.ref, "mark", DetailCode(code), message, value)
 
 
 def _entry_key(entry: MarkInput) -> tuple[str, str]:
@@ -158,7 +144,7 @@ def validate_entries(
                 EntryProblem(
                     entry.ref,
                     "student_number",
-                    EntryCode.STUDENT_NOT_FOUND,
+                    DetailCode.STUDENT_NOT_FOUND,
                     f"no student has the number {entry.student_number!r}",
                     entry.student_number,
                 )
@@ -169,7 +155,7 @@ def validate_entries(
                 EntryProblem(
                     entry.ref,
                     "subject_code",
-                    EntryCode.SUBJECT_NOT_FOUND,
+                    DetailCode.SUBJECT_NOT_FOUND,
                     f"the exam has no subject {entry.subject_code!r}",
                     entry.subject_code,
                 )
@@ -179,7 +165,7 @@ def validate_entries(
                 EntryProblem(
                     entry.ref,
                     "status",
-                    EntryCode.INVALID_STATUS,
+                    DetailCode.INVALID_STATUS,
                     "status must be present, absent or exempt",
                     entry.status,
                 )
@@ -193,7 +179,7 @@ def validate_entries(
                 EntryProblem(
                     entry.ref,
                     "",
-                    EntryCode.DUPLICATE_ENTRY,
+                    DetailCode.DUPLICATE_ENTRY,
                     f"student {entry.student_number!r} and subject {entry.subject_code!r} "
                     "appear more than once in this batch",
                     f"{entry.student_number},{entry.subject_code}",
