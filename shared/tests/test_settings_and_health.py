@@ -15,7 +15,9 @@ def test_development_accepts_dev_defaults() -> None:
 
 def test_production_refuses_dev_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
-    with pytest.raises(ValidationError, match="production for: DATABASE_URL, RABBITMQ_URL"):
+    with pytest.raises(
+        ValidationError, match="production for: CURSOR_SECRET, DATABASE_URL, RABBITMQ_URL"
+    ):
         KitSettings()
 
 
@@ -23,6 +25,7 @@ def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app:s3cret@db/results")
     monkeypatch.setenv("RABBITMQ_URL", "amqp://app:s3cret@mq:5672/")
+    monkeypatch.setenv("CURSOR_SECRET", "0123456789abcdef0123456789abcdef")
     assert KitSettings().environment == "production"
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEV_CURSOR_SECRET = "dev-cursor-secret-not-for-production"
 
 
 class DevSecretInProduction(ValueError):
@@ -28,7 +29,9 @@ class KitSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     # Fields (by name) whose dev default is refused in production. Subclasses extend it.
-    dev_secret_fields: ClassVar[frozenset[str]] = frozenset({"database_url", "rabbitmq_url"})
+    dev_secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"database_url", "rabbitmq_url", "cursor_secret"}
+    )
 
     service_name: str = Field("service", description="Name used in logs, metrics and traces.")
     environment: Literal["development", "test", "production"] = Field(
@@ -104,6 +107,16 @@ class KitSettings(BaseSettings):
         le=65535,
         description="Port a worker process (the `worker` command) serves /healthz, /readyz "
         "and /metrics on.",
+    )
+
+    cursor_secret: SecretStr = Field(
+        SecretStr(DEV_CURSOR_SECRET),
+        min_length=16,
+        description="Key of the HMAC that signs list cursors (`next_cursor`), so a garbled or "
+        "forged cursor is refused with 400 instead of reading a wrong page. Every replica of a "
+        "service must have the same value, or a page fetched from one replica cannot be "
+        "continued on another; changing it makes the cursors handed out before invalid "
+        "(clients start the list again). At least 16 characters, e.g. `openssl rand -hex 32`.",
     )
 
     readiness_timeout_seconds: float = Field(
