@@ -1,0 +1,69 @@
+"""PATCH bodies, the same way in every service.
+
+A field left out of a PATCH keeps its value; a field sent is changed. Every
+field therefore defaults to ``None``, and ``None`` cannot also mean "leave it":
+an explicit ``null`` for a field that cannot be empty (a name, a list of
+subjects) is a client's mistake and is refused with 422 ``NULL_NOT_ALLOWED``,
+together with every other problem of the body. A field whose null is a value
+(it clears an optional field) says so in its type with :data:`NULL_CLEARS`::
+
+    class ExamPatch(PatchModel):
+        name: Label | None = None                           # null refused
+        term: Annotated[Term | None, NULL_CLEARS] = None    # null clears the term
+
+The route reads what the client sent with :meth:`PatchModel.sent_fields`
+(``exclude_unset``), never by comparing with ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from service_kit.detail_codes import DetailCode
+
+
+class _NullClears:
+    """Annotation marker: null is a value of this PATCH field (it clears it)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NULL_CLEARS"
+
+
+NULL_CLEARS: Final = _NullClears()
+
+
+class PatchModel(BaseModel):
+    """Base of PATCH bodies: unknown fields and nulls of non-clearable fields are 422."""
+
+    # Unknown fields are refused, so a typo such as "fullname" does not
+    # silently change nothing.
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for fields the client sent: defaults are not validated.
+        name = info.field_name
+        if value is not None or name is None:
+            return value
+        if any(m is NULL_CLEARS for m in cls.model_fields[name].metadata):
+            return value
+        raise PydanticCustomError(
+            DetailCode.NULL_NOT_ALLOWED.value.lower(),
+            "{field} cannot be null; leave it out to keep it as it is",
+            {"field": name},
+        )
+
+    def sent_fields(self) -> dict[str, Any]:
+        """The fields the client sent, by name, in declaration order (``exclude_unset``).
+
+        Values are the parsed ones, nested models included (unlike
+        ``model_dump(exclude_unset=True)``, which turns them into dicts).
+        """
+        sent = self.model_fields_set
+        return {name: getattr(self, name) for name in type(self).model_fields if name in sent}
