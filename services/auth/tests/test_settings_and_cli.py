@@ -18,6 +18,7 @@ PRODUCTION_SECRETS = {
     "rabbitmq_url": "amqp://auth:s3cret@rabbitmq:5672/",
     "admin_email": "it@school.example",
     "admin_password": "a long production password",
+    "cursor_secret": "a long production cursor secret",
 }
 
 
@@ -71,7 +72,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.trust_forwarded_for is False
 
 
-@pytest.mark.parametrize("dev_default", ["admin_email", "admin_password", "database_url"])
+@pytest.mark.parametrize(
+    "dev_default", ["admin_email", "admin_password", "database_url", "cursor_secret"]
+)
 def test_production_refuses_development_secrets(dev_default: str) -> None:
     values = {k: v for k, v in PRODUCTION_SECRETS.items() if k != dev_default}
 

@@ -235,7 +235,8 @@ async def test_deactivation_revokes_the_users_sessions(service: Service, admin_t
 PATCH_PROBLEMS: list[tuple[dict[str, Any], str, str]] = [
     ({"role": "student"}, "role", "ROLE_CHANGE_NOT_ALLOWED"),
     ({"full_name": ""}, "full_name", "REQUIRED"),
-    ({"full_name": None}, "full_name", "VALUE_ERROR"),
+    ({"full_name": None}, "full_name", "NULL_NOT_ALLOWED"),
+    ({"active": None}, "active", "NULL_NOT_ALLOWED"),
     ({"email": "new@example.edu"}, "email", "EXTRA_FORBIDDEN"),
     ({"active": "maybe"}, "active", "BOOL_PARSING"),
 ]
@@ -341,6 +342,36 @@ async def test_bad_list_parameters_are_bad_requests(service: Service, admin_toke
 
         assert response.status_code == 400, params
         assert error_code(response) == "BAD_REQUEST"
+
+
+async def test_a_cursor_only_continues_the_list_and_filters_it_came_from(
+    service: Service, admin_token: str
+) -> None:
+    for n in range(3):
+        await service.new_user(admin_token, f"pager{n}@example.edu")
+    first = await service.client.get(
+        "/api/v1/users", params={"limit": 1, "q": "pager"}, headers=bearer(admin_token)
+    )
+    cursor = first.json()["next_cursor"]
+    assert cursor is not None
+    flipped = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+
+    for params in (
+        {"q": "pager", "cursor": cursor},
+        {"q": "pager", "role": "admin", "cursor": cursor},
+        {"q": "other", "cursor": cursor},
+        {"cursor": cursor},
+        {"q": "pager", "cursor": flipped},
+        {"q": "pager", "cursor": "x" * 600},
+    ):
+        response = await service.client.get(
+            "/api/v1/users", params=params, headers=bearer(admin_token)
+        )
+        expected = 200 if params == {"q": "pager", "cursor": cursor} else 400
+        assert response.status_code == expected, params
+        if expected == 400:
+            assert error_code(response) == "BAD_REQUEST"
+            assert response.json()["error"]["request_id"]
 
 
 async def test_limit_500_is_allowed(service: Service, admin_token: str) -> None:

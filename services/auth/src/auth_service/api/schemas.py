@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+from service_kit.patch import PatchModel
 
 from auth_service.domain.passwords import MAX_PASSWORD_LENGTH
 from auth_service.domain.users import Role, User
@@ -68,21 +69,12 @@ class UserCreateIn(_Body):
     )
 
 
-class UserPatchIn(_Body):
-    """Fields left out stay as they are."""
+class UserPatchIn(PatchModel):
+    """Fields left out stay as they are; none of them may be null."""
 
     full_name: str | None = Field(None, max_length=_TEXT)
     role: str | None = Field(None, max_length=_TEXT, description="admin, examiner or student.")
     active: bool | None = None
-
-    @field_validator("full_name", "role", "active", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Runs only for fields the client sent: an explicit null is a mistake,
-        # not "leave unchanged".
-        if value is None:
-            raise ValueError("must not be null; leave the field out to keep it")
-        return value
 
 
 class UserOut(BaseModel):
@@ -115,11 +107,6 @@ class InternalUserOut(UserOut):
     @classmethod
     def of(cls, user: User) -> Self:
         return cls(**UserOut.of(user).model_dump(), version=user.version)
-
-
-class UserPageOut(BaseModel):
-    items: list[UserOut]
-    next_cursor: str | None
 
 
 class InternalUserListOut(BaseModel):

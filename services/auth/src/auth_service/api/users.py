@@ -7,17 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from service_kit.errors import NotFound
+from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page
 
 from auth_service.api.deps import AccountsDep, Admin
-from auth_service.api.pagination import decode_cursor, encode_cursor
-from auth_service.api.schemas import UserCreateIn, UserOut, UserPageOut, UserPatchIn
+from auth_service.api.schemas import UserCreateIn, UserOut, UserPatchIn
 from auth_service.domain.users import Role
 from auth_service.usecases.accounts import NewUser, UserChanges
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 
 
 def parse_user_id(raw: str) -> uuid.UUID:
@@ -42,20 +39,29 @@ async def create_user(body: UserCreateIn, _: Admin, accounts: AccountsDep) -> Us
     return UserOut.of(user)
 
 
+def _email_key(values: list[object]) -> str:
+    (email_key,) = values
+    if not isinstance(email_key, str):
+        raise TypeError("the key of a users cursor is the lower-cased email")
+    return email_key
+
+
 @router.get("")
 async def list_users(
     _: Admin,
     accounts: AccountsDep,
+    cursors: Cursors,
     role: Role | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
-) -> UserPageOut:
-    after = decode_cursor(cursor) if cursor else None
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[UserOut]:
+    pages = cursors.scoped("users", role, q or None)
+    after = pages.decode(cursor, _email_key)
     users, last_key = await accounts.list_users(role=role, q=q or None, after=after, limit=limit)
-    return UserPageOut(
+    return Page[UserOut](
         items=[UserOut.of(u) for u in users],
-        next_cursor=encode_cursor(last_key) if last_key is not None else None,
+        next_cursor=pages.encode([last_key]) if last_key is not None else None,
     )
 
 
@@ -71,6 +77,6 @@ async def update_user(
     user = await accounts.update_user(
         caller.user.id,
         parse_user_id(user_id),
-        UserChanges(full_name=body.full_name, role=body.role, active=body.active),
+        UserChanges(**body.sent_fields()),
     )
     return UserOut.of(user)
