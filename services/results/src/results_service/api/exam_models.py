@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from service_kit.patch import NULL_CLEARS, PatchModel
 
 from results_service.api.numbers import JsonDecimal
 from results_service.store.exams import ExamRecord, GradeBandRecord, SubjectRecord
 from results_service.usecases.exam_definition import ExamDefinition
+from results_service.usecases.exams import ExamChanges
 
 ExamCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -79,18 +81,33 @@ class ExamCreate(BaseModel):
         )
 
 
-class ExamPatch(BaseModel):
-    """Fields to change; ``subjects`` and ``grading_scale`` replace the whole list."""
+class ExamPatch(PatchModel):
+    """Fields to change; ``subjects`` and ``grading_scale`` replace the whole list.
 
-    model_config = ConfigDict(extra="forbid")
+    Null is refused for every field but ``term``, where it (or "") clears the term.
+    """
 
     code: ExamCode | None = None
     name: Label | None = None
-    term: Term | None = None
+    term: Annotated[Term | None, NULL_CLEARS] = None
     subjects: list[SubjectIn] | None = Field(None, max_length=200)
     grading_scale: list[GradeBandIn] | None = Field(None, max_length=100)
     pass_percent: Decimal | None = None
     rank_method: RankMethodName | None = None
+
+    def changes(self) -> ExamChanges:
+        sent = self.sent_fields()
+        subjects, scale = sent.get("subjects"), sent.get("grading_scale")
+        return ExamChanges(
+            code=sent.get("code"),
+            name=sent.get("name"),
+            term=sent.get("term") or None,
+            term_set="term" in sent,
+            subjects=tuple(s.record() for s in subjects) if subjects is not None else None,
+            grading_scale=tuple(b.record() for b in scale) if scale is not None else None,
+            pass_percent=sent.get("pass_percent"),
+            rank_method=sent.get("rank_method"),
+        )
 
 
 class SubjectOut(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from results_service.api.numbers import JsonDecimal
 from results_service.store.marks import AuditEntry, StoredMark
-from results_service.usecases.mark_entries import MarkInput
+from results_service.usecases.mark_entries import MAX_BATCH_ENTRIES, MarkInput
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
 
@@ -34,7 +34,11 @@ class MarkEntryIn(BaseModel):
 class PutMarksIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    marks: list[MarkEntryIn] = Field(description="At most 5000 entries; all or none are written.")
+    # Refused while parsing (422 TOO_MANY_ENTRIES), before any entry is validated.
+    marks: list[MarkEntryIn] = Field(
+        max_length=MAX_BATCH_ENTRIES,
+        description=f"At most {MAX_BATCH_ENTRIES} entries; all or none are written.",
+    )
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
         None, description="Why; required (non-empty) to change marks after publication."
     )

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 from service_kit.errors import NotFound
+from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page, page_of
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.api.deps import (
@@ -18,14 +19,6 @@ from results_service.api.deps import (
     actor_of,
 )
 from results_service.api.mark_models import MarkAuditOut, MarkOut, PutMarksIn, PutMarksOut
-from results_service.api.pagination import (
-    DEFAULT_LIMIT,
-    Cursor,
-    Limit,
-    Page,
-    decode_cursor,
-    page_of,
-)
 from results_service.store.exams import exam_exists
 from results_service.store.marks import AuditEntry, StoredMark, list_audit, list_marks
 from results_service.store.students import student_id_by_number
@@ -77,13 +70,15 @@ async def get_exam_marks(
     exam_id: uuid.UUID,
     _: StaffUser,
     session: ReadSession,
+    cursors: Cursors,
     subject_code: str | None = None,
     student_number: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[MarkOut]:
     """The exam's mark entries, by student then subject."""
-    after = decode_cursor(cursor, _mark_cursor)
+    pages = cursors.scoped("exam-marks", exam_id, subject_code, student_number)
+    after = pages.decode(cursor, _mark_cursor)
     await _require_exam(session, exam_id)
     student_id = None
     if student_number is not None:
@@ -98,7 +93,7 @@ async def get_exam_marks(
         after=after,
         limit=limit + 1,
     )
-    page, next_cursor = page_of(rows, limit, _mark_key)
+    page, next_cursor = page_of(rows, limit, _mark_key, pages)
     return Page[MarkOut](items=[MarkOut.of(m) for m in page], next_cursor=next_cursor)
 
 
@@ -118,12 +113,14 @@ async def get_exam_mark_audit(
     exam_id: uuid.UUID,
     _: AdminUser,
     session: ReadSession,
+    cursors: Cursors,
     student_number: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[MarkAuditOut]:
     """Every change of the exam's marks, newest first."""
-    before_id = decode_cursor(cursor, _audit_cursor)
+    pages = cursors.scoped("exam-mark-audit", exam_id, student_number)
+    before_id = pages.decode(cursor, _audit_cursor)
     await _require_exam(session, exam_id)
     student_id = None
     if student_number is not None:
@@ -133,5 +130,5 @@ async def get_exam_mark_audit(
     rows = await list_audit(
         session, exam_id, student_id=student_id, before_id=before_id, limit=limit + 1
     )
-    page, next_cursor = page_of(rows, limit, _audit_key)
+    page, next_cursor = page_of(rows, limit, _audit_key, pages)
     return Page[MarkAuditOut](items=[MarkAuditOut.of(a) for a in page], next_cursor=next_cursor)

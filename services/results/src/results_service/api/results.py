@@ -16,17 +16,10 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from service_kit.errors import NotFound, UpstreamUnavailable
+from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page
 from service_kit.security import CurrentUser, Principal, require_role
 
 from results_service.api.deps import DB, Cache, ReadSession, Runner, StaffUser, Writers
-from results_service.api.pagination import (
-    DEFAULT_LIMIT,
-    Cursor,
-    Limit,
-    Page,
-    decode_cursor,
-    encode_cursor,
-)
 from results_service.api.result_models import GenerationOut, ResultOut
 from results_service.generation.runner import ExamNotFound, GenerationTimedOut
 from results_service.store.results import (
@@ -101,18 +94,20 @@ async def list_results(
     exam_id: uuid.UUID,
     _: StaffUser,
     session: ReadSession,
+    cursors: Cursors,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """Results ordered by rank (nulls last), then student_number; keyset-paginated."""
-    after = decode_cursor(cursor, _rank_cursor)
+    pages = cursors.scoped("exam-results", exam_id)
+    after = pages.decode(cursor, _rank_cursor)
     if await exam_head(session, exam_id) is None:
         raise NotFound("No such exam.")
     rows = await result_page(session, exam_id, after=after, limit=limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].rank_key, rows[-1].student_number])
+        next_cursor = pages.encode([rows[-1].rank_key, rows[-1].student_number])
     return Response(_page_body([r.body for r in rows], next_cursor), media_type=JSON)
 
 
@@ -164,16 +159,18 @@ async def my_results(
     caller: StudentUser,
     session: ReadSession,
     cache: Cache,
+    cursors: Cursors,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The caller's published results, most recently published first."""
-    after = decode_cursor(cursor, _published_cursor)
+    pages = cursors.scoped("my-results", caller.user_id)
+    after = pages.decode(cursor, _published_cursor)
     keys = await published_keys_of(session, caller.user_id, after=after, limit=limit + 1)
     next_cursor = None
     if len(keys) > limit:
         keys = keys[:limit]
-        next_cursor = encode_cursor([keys[-1].published_at.isoformat(), str(keys[-1].exam_id)])
+        next_cursor = pages.encode([keys[-1].published_at.isoformat(), str(keys[-1].exam_id)])
     cache_keys = [cache.result_key(k.exam_id, k.generation, k.student_number) for k in keys]
     values = await cache.get_many(RESULT_CACHE, cache_keys)
     missing = [k.exam_id for k, v in zip(keys, values, strict=True) if v is None]
