@@ -11,9 +11,9 @@ from typing import Any
 
 import aio_pika
 import orjson
+from kit_events import Probe
 from kit_support import SCHEMA, Rabbit, death_reason, equals, wait_until
 from prometheus_client import REGISTRY
-from pydantic import BaseModel
 from service_kit.db import Database
 from service_kit.messaging import (
     EventBroker,
@@ -28,10 +28,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 RETRY_DELAYS = (0.2, 0.4)
-
-
-class Probe(BaseModel):
-    n: int
 
 
 def envelope(
@@ -78,7 +74,7 @@ async def running_consumer(
         await session.execute(text("CREATE TABLE IF NOT EXISTS kit.applied (n int NOT NULL)"))
     events = EventBroker(settings, prefetch=4, graceful_timeout_seconds=5.0)
     consumer = events.consumer(spec, db=db, schema=SCHEMA)
-    consumer.handler("kit.probe", model=Probe)(handler)
+    consumer.handler(Probe)(handler)
     async with events:
         yield consumer
 

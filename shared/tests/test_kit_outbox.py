@@ -6,12 +6,15 @@ from decimal import Decimal
 
 import pytest
 from aio_pika import DeliveryMode
+from kit_events import CustomRouted, Probe, ProbeV2
 from kit_support import SCHEMA, Rabbit, fast_relay
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from pydantic import BaseModel, Field
 from service_kit.context import request_id_var
 from service_kit.db import Database
 from service_kit.messaging import (
+    Event,
     EventEnvelope,
     QueueSpec,
     add_event,
@@ -36,14 +39,7 @@ async def test_committed_event_reaches_queue_with_its_envelope(
     try:
         with trace.use_span(parent):
             async with db.transaction() as session:
-                event_id = await add_event(
-                    session,
-                    "kit.probe",
-                    {"n": 1, "mark": Decimal("12.50")},
-                    schema=SCHEMA,
-                    producer="kit-test",
-                    version=2,
-                )
+                event_id = await add_event(session, ProbeV2(n=1, mark=Decimal("12.50")))
     finally:
         request_id_var.reset(token)
 
@@ -66,7 +62,7 @@ async def test_committed_event_reaches_queue_with_its_envelope(
     envelope = EventEnvelope.from_body(message.body)
     assert envelope.id == event_id
     assert envelope.version == 2
-    assert envelope.producer == "kit-test"
+    assert envelope.producer == "kit"
     assert envelope.correlation_id == "req-outbox-1"
     assert envelope.data == {"n": 1, "mark": "12.50"}
     async with db.read_session() as session:
@@ -80,7 +76,7 @@ async def test_rolled_back_transaction_publishes_nothing(
     names = await declare_consumer_queues(rabbit.channel, settings, spec)
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await add_event(session, "kit.probe", {"n": 1}, schema=SCHEMA, producer="kit-test")
+            await add_event(session, Probe(n=1))
             raise RuntimeError("business change failed")
 
     relay = fast_relay(db, settings)
@@ -103,36 +99,58 @@ async def test_notify_wakes_the_relay_long_before_its_poll_interval(
     try:
         await asyncio.sleep(1.0)  # the relay is idle, listening
         async with db.transaction() as session:
-            event_id = await add_event(
-                session, "kit.probe", {"n": 1}, schema=SCHEMA, producer="kit-test"
-            )
+            event_id = await add_event(session, Probe(n=1))
         message = await rabbit.get(names.work, timeout=3.0)
         assert message.message_id == str(event_id)
     finally:
         await relay.stop()
 
 
-async def test_add_event_refuses_malformed_types(db: Database) -> None:
-    async with db.transaction() as session:
-        with pytest.raises(ValueError):
-            await add_event(session, "UserCreated", {}, schema=SCHEMA, producer="kit-test")
-        with pytest.raises(ValueError):
-            await add_event(session, "user.created", {}, schema=SCHEMA, producer="p", version=0)
+class _Unpublishable(Event):
+    """A base for events: no event_type, so nothing to publish."""
+
+    producer = SCHEMA
+
+    n: int = Field(description="A number.", examples=[1])
 
 
-async def test_outbox_row_keeps_routing_key_and_headers(db: Database) -> None:
+class _PlainModel(BaseModel):
+    n: int
+
+
+async def test_add_event_refuses_what_is_not_a_concrete_event(db: Database) -> None:
     async with db.transaction() as session:
-        event_id = await add_event(
-            session,
-            "kit.probe",
-            {"id": uuid.UUID(int=7)},
-            schema=SCHEMA,
-            producer="kit-test",
-            routing_key="kit.custom",
-        )
+        with pytest.raises(TypeError):
+            await add_event(session, _Unpublishable(n=1))
+        with pytest.raises(TypeError):
+            await add_event(session, _PlainModel(n=1))  # type: ignore[arg-type]
+
+
+async def test_outbox_row_takes_type_version_routing_key_and_producer_from_the_model(
+    db: Database,
+) -> None:
+    token = request_id_var.set("req-outbox-row")
+    try:
+        async with db.transaction() as session:
+            routed = await add_event(session, CustomRouted(id=uuid.UUID(int=7)))
+            second = await add_event(session, ProbeV2(n=3, mark=Decimal("7.5")))
+    finally:
+        request_id_var.reset(token)
     outbox = tables_for(SCHEMA).outbox
     async with db.read_session() as session:
-        row = (await session.execute(select(outbox).where(outbox.c.id == event_id))).one()
-    assert row.routing_key == "kit.custom"
+        rows = {
+            row.id: row
+            for row in (
+                await session.execute(select(outbox).where(outbox.c.id.in_([routed, second])))
+            )
+        }
+    row = rows[routed]
+    assert (row.type, row.version, row.routing_key, row.producer) == (
+        "kit.routed", 1, "kit.custom", "kit",
+    )  # fmt: skip
     assert row.payload == {"id": str(uuid.UUID(int=7))}
+    assert row.headers["x-request-id"] == "req-outbox-row"
     assert row.sent_at is None and row.attempts == 0
+    row = rows[second]
+    assert (row.type, row.version, row.routing_key) == ("kit.probe", 2, "kit.probe")
+    assert row.payload == {"n": 3, "mark": "7.5"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from kit_events import Probe
 from kit_support import SCHEMA, Rabbit, TcpProxy, equals, fast_relay, wait_until
 from prometheus_client import REGISTRY
-from pydantic import BaseModel
 from service_kit.db import Database
 from service_kit.messaging import (
     EventBroker,
@@ -22,16 +22,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-class Probe(BaseModel):
-    n: int
-
-
 async def add_probes(db: Database, count: int) -> list[str]:
     async with db.transaction() as session:
-        return [
-            str(await add_event(session, "kit.probe", {"n": n}, schema=SCHEMA, producer="kit-test"))
-            for n in range(count)
-        ]
+        return [str(await add_event(session, Probe(n=n))) for n in range(count)]
 
 
 async def unsent(db: Database) -> int:
@@ -77,7 +70,7 @@ async def test_relay_killed_before_marking_sent_resends_and_inbox_applies_once(
     events = EventBroker(settings)
     consumer = events.consumer(spec, db=db, schema=SCHEMA)
 
-    @consumer.handler("kit.probe", model=Probe)
+    @consumer.handler(Probe)
     async def apply(event: ReceivedEvent[Probe], session: AsyncSession) -> None:
         await session.execute(text("INSERT INTO kit.applied VALUES (:n)"), {"n": event.data.n})
 

@@ -7,7 +7,7 @@ A worker's composition root does::
         QueueSpec("notifier.users", ("user.created",)), db=db, schema="notifier"
     )
 
-    @users.handler("user.created", model=UserCreatedV1)
+    @users.handler(UserCreatedV1)     # an Event model: it gives the type and version
     async def on_user_created(event: ReceivedEvent[UserCreatedV1], session: AsyncSession) -> None:
         ...
 

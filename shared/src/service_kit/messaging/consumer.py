@@ -2,9 +2,9 @@
 
 For each delivery an :class:`EventConsumer`
 
-1. parses the envelope and validates ``data`` against the model registered for
-   its (type, version); anything else is rejected, and the work queue
-   dead-letters it to the DLQ;
+1. parses the envelope and validates ``data`` against the event model
+   registered for its (type, version) by :meth:`EventConsumer.handler`;
+   anything else is rejected, and the work queue dead-letters it to the DLQ;
 2. opens a transaction, claims the message id in the inbox (a duplicate is
    acknowledged and dropped), runs the handler with that session, commits;
 3. acknowledges only after the commit;
@@ -40,9 +40,10 @@ from service_kit.messaging.envelope import (
     InvalidEnvelope,
     extract_trace_context,
 )
+from service_kit.messaging.events import Event, event_key
 from service_kit.messaging.failures import PermanentError, is_transient
 from service_kit.messaging.inbox import claim_message
-from service_kit.messaging.topology import QueueNames, QueueSpec
+from service_kit.messaging.topology import QueueNames, QueueSpec, topic_matches
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("service_kit.messaging")
@@ -62,15 +63,19 @@ MESSAGE_DURATION = Histogram(
 )
 
 M = TypeVar("M", bound=BaseModel)
+# Covariant: a handler of a common reader (results' UserChangedV1) serves
+# each of its per-type subclasses.
+M_co = TypeVar("M_co", bound=BaseModel, covariant=True)
+E = TypeVar("E", bound=Event)
 _OTHER_TYPE = "<other>"
 
 
 @dataclass(frozen=True, slots=True)
-class ReceivedEvent(Generic[M]):
+class ReceivedEvent(Generic[M_co]):
     """An event handed to a handler: the envelope, its validated data, the attempt."""
 
     envelope: EventEnvelope
-    data: M
+    data: M_co
     # 0 on the first delivery; n on the n-th pass through a retry tier.
     attempt: int
 
@@ -126,12 +131,21 @@ class EventConsumer:
         self._types: set[str] = set()
         self._retry_timeout = retry_publish_timeout_seconds
 
-    def handler(
-        self, event_type: str, *, model: type[M], version: int = 1
-    ) -> Callable[[EventHandler[M]], EventHandler[M]]:
-        """Registers ``fn(event, session)`` for one (type, version); other versions DLQ."""
+    def handler(self, model: type[E]) -> Callable[[EventHandler[E]], EventHandler[E]]:
+        """Registers ``fn(event, session)`` for ``model``'s (type, version); other versions DLQ.
 
-        def register(fn: EventHandler[M]) -> EventHandler[M]:
+        ``data`` is validated against ``model``. Raises ``ValueError`` for a
+        second handler of the same (type, version), and for a model whose
+        routing key the queue is not bound by (the handler would never run).
+        """
+        event_type, version = event_key(model)
+        if not any(topic_matches(b, model.routing_key) for b in self.spec.routing_keys):
+            raise ValueError(
+                f"{self.spec.name} is not bound by {model.routing_key!r} "
+                f"(routing key of {event_type} v{version}): add it to its QueueSpec"
+            )
+
+        def register(fn: EventHandler[E]) -> EventHandler[E]:
             key = (event_type, version)
             if key in self._routes:
                 raise ValueError(f"{event_type} v{version} already has a handler on {self.name}")

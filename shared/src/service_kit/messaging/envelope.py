@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -74,22 +73,6 @@ class EventEnvelope(BaseModel):
             return cls.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidEnvelope(str(exc)) from exc
-
-
-def _json_default(value: object) -> object:
-    # Marks are Decimal: sent as strings so no float ever rounds them.
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def json_safe(data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    """A JSON-ready copy of an event's data (pydantic models dumped in JSON mode)."""
-    if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
-    loaded = orjson.loads(orjson.dumps(dict(data), default=_json_default))
-    assert isinstance(loaded, dict)
-    return loaded
 
 
 def trace_headers() -> dict[str, str]:

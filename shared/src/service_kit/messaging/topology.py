@@ -62,6 +62,23 @@ class QueueNames:
     dlq: str
 
 
+def topic_matches(binding: str, routing_key: str) -> bool:
+    """Whether a topic exchange routes ``routing_key`` to a queue bound by ``binding``.
+
+    AMQP topic rules: ``*`` is exactly one word, ``#`` zero or more words.
+    """
+
+    def match(pattern: list[str], words: list[str]) -> bool:
+        if not pattern:
+            return not words
+        head, rest = pattern[0], pattern[1:]
+        if head == "#":
+            return any(match(rest, words[i:]) for i in range(len(words) + 1))
+        return bool(words) and head in ("*", words[0]) and match(rest, words[1:])
+
+    return match(binding.split("."), routing_key.split("."))
+
+
 def _delay_label(seconds: float) -> str:
     millis = round(seconds * 1000)
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
