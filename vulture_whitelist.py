@@ -10,6 +10,7 @@ code is deleted, not listed here.
 from __future__ import annotations
 
 from decimal import Context
+from types import FunctionType
 from typing import Any, cast
 
 from auth_service import main as auth_main
@@ -18,6 +19,7 @@ from gateway_service.proxy.connection import UpstreamConnection
 from redis.commands.core import AsyncScript
 from results_service import main as results_main
 from results_service.api.result_models import ResultOut
+from results_service.contracts.marks_changed import MarksChangedV1
 from results_service.contracts.marks_import import ImportMode
 from results_service.contracts.results_events import ResultsPublishedV1, ResultsUpdatedV1
 from results_service.store import results as results_tables
@@ -47,6 +49,7 @@ TokenPairOut.token_type
 ResultOut.student_name
 ResultsPublishedV1.chunk_count
 ResultsUpdatedV1.chunk_count
+MarksChangedV1.exam_published
 # Enum values that arrive in requests and events, compared only by the other member.
 ImportMode.ALL_OR_NOTHING
 
@@ -60,6 +63,7 @@ ExceptionContext.is_disconnect  # SQLAlchemy: treat the error as a disconnect
 cast(AsyncScript, None).sha  # redis-py: the test forces a NOSCRIPT reload
 Context.prec  # decimal: the test oracle's precision
 cast(Server, None).should_exit  # uvicorn: the test stub's stop
+cast(FunctionType, None).__annotations__  # FastStream: the AsyncAPI handler's payload type
 
 # Names in tests and load tests, which are not importable packages: the sample
 # service's table (shared/tests) and locust's user class and its wait time.

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from auth_service.contracts import EVENTS, UserCreatedV1, UserInvitedV1, UserUpdatedV1
-from auth_service.messaging.events import _EXAMPLE_EXTRA, _EXAMPLE_USER, events_markdown
 from auth_support import PASSWORD, EventTap, Service, bearer, sql
+from service_kit.messaging.docs import stale_event_docs, stale_message
 from service_kit.messaging.envelope import EventEnvelope
+from service_kit.messaging.events import example_payload
 
-EVENTS_DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_user_created_reaches_a_rabbitmq_queue_through_the_outbox(
@@ -77,15 +78,14 @@ def test_invited_event_schema_adds_token_and_expiry() -> None:
     }
 
 
-def test_docs_events_md_holds_the_generated_auth_section() -> None:
-    assert EVENTS_DOC.exists(), "docs/events.md is missing"
-    assert events_markdown() in EVENTS_DOC.read_text(), (
-        "docs/events.md is stale: run `uv run python -m auth_service.messaging.events --write`"
-    )
+def test_committed_event_docs_are_what_the_catalog_generates() -> None:
+    stale = stale_event_docs(EVENTS, REPO_ROOT)
+    assert not stale, stale_message(stale)
 
 
-def test_every_documented_example_is_valid_for_its_model() -> None:
-    for event_type, _, model in EVENTS:
-        example = {**_EXAMPLE_USER, **_EXAMPLE_EXTRA.get(event_type, {})}
-        assert set(example) == set(model.model_fields), event_type
-        model.model_validate(example)
+def test_every_published_event_is_written_by_auth_and_its_example_is_valid() -> None:
+    for event in EVENTS.publishes:
+        assert event.producer == "auth" and event.routing_key == event.event_type
+        example = example_payload(event)
+        assert set(example) == set(event.model_fields), event.event_type
+        assert event.model_validate(example).model_dump(mode="json") == example

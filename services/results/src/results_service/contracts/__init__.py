@@ -1,21 +1,18 @@
-"""Message contracts of the results service: pure pydantic, no service dependencies.
+"""Message contracts of the results service: event models on the kit's ``Event``, nothing else.
 
-Other services (bulk) import these models to produce and read the messages
-results consumes and publishes; nothing here imports the rest of
-``results_service``, so depending on it pulls in pydantic only.
+Other services (bulk, the notifier) import these models to produce and read
+the messages results consumes and publishes; nothing here imports the rest of
+``results_service``, so depending on it pulls in pydantic and the kit only.
+Each model carries its type, version, routing key and producer; the service's
+event catalog (:mod:`results_service.messaging.catalog`) lists them for the
+generated docs.
 """
 
-from results_service.contracts.marks_changed import (
-    MARKS_CHANGED_TYPE,
-    MARKS_CHANGED_VERSION,
-    MarksChangedV1,
-)
+from results_service.contracts.marks_changed import MARKS_CHANGED_TYPE, MarksChangedV1
 from results_service.contracts.marks_import import (
     IMPORT_CHUNK_RESULT_TYPE,
-    IMPORT_CHUNK_RESULT_VERSION,
     IMPORT_CHUNK_ROUTING_KEY,
     IMPORT_CHUNK_TYPE,
-    IMPORT_CHUNK_VERSION,
     MAX_CHUNK_ROWS,
     ImportMode,
     ImportRowError,
@@ -26,10 +23,6 @@ from results_service.contracts.marks_import import (
 )
 from results_service.contracts.results_events import (
     RECIPIENTS_PER_CHUNK,
-    RESULTS_PUBLISHED_TYPE,
-    RESULTS_PUBLISHED_VERSION,
-    RESULTS_UPDATED_TYPE,
-    RESULTS_UPDATED_VERSION,
     Recipient,
     ResultsPublishedV1,
     ResultsUpdatedV1,
@@ -38,18 +31,11 @@ from results_service.contracts.results_events import (
 
 __all__ = [
     "IMPORT_CHUNK_RESULT_TYPE",
-    "IMPORT_CHUNK_RESULT_VERSION",
     "IMPORT_CHUNK_ROUTING_KEY",
     "IMPORT_CHUNK_TYPE",
-    "IMPORT_CHUNK_VERSION",
     "MARKS_CHANGED_TYPE",
-    "MARKS_CHANGED_VERSION",
     "MAX_CHUNK_ROWS",
     "RECIPIENTS_PER_CHUNK",
-    "RESULTS_PUBLISHED_TYPE",
-    "RESULTS_PUBLISHED_VERSION",
-    "RESULTS_UPDATED_TYPE",
-    "RESULTS_UPDATED_VERSION",
     "ImportMode",
     "ImportRowError",
     "MarkImportChunkResultV1",

@@ -36,7 +36,7 @@ from service_kit.messaging.topology import QueueSpec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from results_service.contracts import MARKS_CHANGED_TYPE, MARKS_CHANGED_VERSION, MarksChangedV1
+from results_service.contracts import MARKS_CHANGED_TYPE, MarksChangedV1
 from results_service.generation.metrics import AUTOREGEN
 from results_service.generation.runner import ExamNotFound, GenerationRunner
 from results_service.settings import SCHEMA
@@ -219,7 +219,5 @@ def register_autoregen(
     async def on_marks_changed(event: ReceivedEvent[MarksChangedV1], _: AsyncSession) -> None:
         await regenerator.on_marks_changed(event.data)
 
-    consumer.handler(MARKS_CHANGED_TYPE, model=MarksChangedV1, version=MARKS_CHANGED_VERSION)(
-        on_marks_changed
-    )
+    consumer.handler(MarksChangedV1)(on_marks_changed)
     return consumer

@@ -140,13 +140,14 @@ class GenerationRunner:
         db: Database,
         locks: DistributedLock | None,
         *,
+        # Unused: results.updated's model names its producer. Kept while the
+        # composition roots (generation/wiring.py, tests) still pass it.
         producer: str,
         config: RunnerConfig | None = None,
         after_compute: AfterCompute | None = None,
     ) -> None:
         self._db = db
         self._locks = locks
-        self._producer = producer
         self.config = config or RunnerConfig()
         self.after_compute = after_compute
         """Fault-injection point between compute and write (tests); None in production."""
@@ -418,7 +419,6 @@ class GenerationRunner:
                 exam_code=written.exam_code,
                 exam_name=written.exam_name,
                 generation=token,
-                producer=self._producer,
             )
         finally:
             await session.close()

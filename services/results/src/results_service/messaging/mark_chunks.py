@@ -18,12 +18,7 @@ from service_kit.messaging.topology import QueueSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.clients.auth import StudentLookup
-from results_service.contracts import (
-    IMPORT_CHUNK_ROUTING_KEY,
-    IMPORT_CHUNK_TYPE,
-    IMPORT_CHUNK_VERSION,
-    MarkImportChunkV1,
-)
+from results_service.contracts import IMPORT_CHUNK_ROUTING_KEY, MarkImportChunkV1
 from results_service.read_your_writes import RecentWriters
 from results_service.settings import SCHEMA
 from results_service.usecases.mark_imports import import_mark_chunk
@@ -36,7 +31,7 @@ def register_mark_chunks(
 ) -> EventConsumer:
     consumer = events.consumer(MARK_CHUNKS_QUEUE, db=db, schema=SCHEMA)
 
-    @consumer.handler(IMPORT_CHUNK_TYPE, model=MarkImportChunkV1, version=IMPORT_CHUNK_VERSION)
+    @consumer.handler(MarkImportChunkV1)
     async def on_import_chunk(
         event: ReceivedEvent[MarkImportChunkV1], session: AsyncSession
     ) -> None:

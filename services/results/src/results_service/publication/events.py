@@ -12,21 +12,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
 from service_kit.messaging import add_event
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.contracts.results_events import (
     RECIPIENTS_PER_CHUNK,
-    RESULTS_PUBLISHED_TYPE,
-    RESULTS_PUBLISHED_VERSION,
-    RESULTS_UPDATED_TYPE,
-    RESULTS_UPDATED_VERSION,
     ResultsPublishedV1,
     ResultsUpdatedV1,
 )
-from results_service.settings import SCHEMA
 
 _DROP_CHUNKS = text("DROP TABLE IF EXISTS pg_temp.evt_chunks")
 _COUNT_CHUNKS = text("SELECT count(*) FROM evt_chunks")
@@ -77,11 +71,8 @@ async def _emit_chunks(
     chunking: TextClause,
     params: Mapping[str, Any],
     *,
-    event_type: str,
-    version: int,
-    model: type[BaseModel],
+    model: type[ResultsPublishedV1] | type[ResultsUpdatedV1],
     fields: Mapping[str, Any],
-    producer: str,
 ) -> int:
     await session.execute(_DROP_CHUNKS)
     await session.execute(chunking, {**params, "per_chunk": RECIPIENTS_PER_CHUNK})
@@ -91,9 +82,7 @@ async def _emit_chunks(
         data = model.model_validate(
             {**fields, "chunk_no": chunk_no, "chunk_count": count, "recipients": recipients}
         )
-        await add_event(
-            session, event_type, data, schema=SCHEMA, producer=producer, version=version
-        )
+        await add_event(session, data)
     await session.execute(_DROP_CHUNKS)
     return count
 
@@ -106,15 +95,12 @@ async def add_published_events(
     exam_name: str,
     published_at: datetime,
     generation: int,
-    producer: str,
 ) -> int:
     """``results.published`` for every candidate of the exam; returns the number of events."""
     return await _emit_chunks(
         session,
         _CHUNK_CANDIDATES,
         {"exam_id": exam_id},
-        event_type=RESULTS_PUBLISHED_TYPE,
-        version=RESULTS_PUBLISHED_VERSION,
         model=ResultsPublishedV1,
         fields={
             "exam_id": exam_id,
@@ -123,7 +109,6 @@ async def add_published_events(
             "published_at": published_at,
             "generation": generation,
         },
-        producer=producer,
     )
 
 
@@ -134,15 +119,12 @@ async def add_updated_events(
     exam_code: str,
     exam_name: str,
     generation: int,
-    producer: str,
 ) -> int:
     """``results.updated`` for exactly the rows in ``gen_changed`` (this transaction)."""
     return await _emit_chunks(
         session,
         _CHUNK_CHANGED,
         {},
-        event_type=RESULTS_UPDATED_TYPE,
-        version=RESULTS_UPDATED_VERSION,
         model=ResultsUpdatedV1,
         fields={
             "exam_id": exam_id,
@@ -150,5 +132,4 @@ async def add_updated_events(
             "exam_name": exam_name,
             "generation": generation,
         },
-        producer=producer,
     )

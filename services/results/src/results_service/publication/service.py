@@ -57,7 +57,7 @@ class Publication:
     events: int
 
 
-async def publish_locked(session: AsyncSession, exam: Row[Any], *, producer: str) -> int:
+async def publish_locked(session: AsyncSession, exam: Row[Any]) -> int:
     """Marks the locked, fresh exam published and writes ``results.published``; returns
     the number of events (one per chunk of recipients)."""
     # Read after the lock, in a statement of its own: a generation that committed
@@ -81,7 +81,6 @@ async def publish_locked(session: AsyncSession, exam: Row[Any], *, producer: str
         exam_name=exam.name,
         published_at=published_at,
         generation=int(generation or 0),
-        producer=producer,
     )
 
 
@@ -89,7 +88,10 @@ async def publish_exam(
     db: Database, exam_id: uuid.UUID, *, at: datetime | None, producer: str
 ) -> Publication:
     """``POST /exams/{id}/publish``: 409 if published already or results are stale;
-    ``at`` absent or not after the database's now: published now; else scheduled."""
+    ``at`` absent or not after the database's now: published now; else scheduled.
+
+    ``producer`` is unused (the event model names its producer); it stays until
+    the callers that pass it are rewired."""
     async with db.transaction() as session:
         exam = (await session.execute(_LOCK_EXAM, {"exam_id": exam_id})).one_or_none()
         if exam is None:
@@ -112,7 +114,7 @@ async def publish_exam(
                 {"exam_id": exam_id, "at": at},
             )
             return Publication(exam_id, "scheduled", 0)
-        events = await publish_locked(session, exam, producer=producer)
+        events = await publish_locked(session, exam)
         return Publication(exam_id, "published", events)
 
 
@@ -128,12 +130,15 @@ async def publish_next_due(
     db: Database, *, producer: str, skip: Sequence[uuid.UUID] = ()
 ) -> DueOutcome | None:
     """Claims one due scheduled exam (not in ``skip``) and publishes it if its results
-    are fresh. None when nothing is due (or every due exam is claimed elsewhere)."""
+    are fresh. None when nothing is due (or every due exam is claimed elsewhere).
+
+    ``producer`` is unused (the event model names its producer); it stays until
+    the scheduler, which passes it, is rewired."""
     async with db.transaction() as session:
         exam = (await session.execute(CLAIM_DUE, {"skip": list(skip)})).one_or_none()
         if exam is None:
             return None
         if not _fresh(exam):
             return DueOutcome(exam.id, False, 0)
-        events = await publish_locked(session, exam, producer=producer)
+        events = await publish_locked(session, exam)
         return DueOutcome(exam.id, True, events)

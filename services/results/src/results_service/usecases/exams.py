@@ -21,9 +21,8 @@ from service_kit.db import Database
 from service_kit.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from service_kit.messaging.outbox import add_event
 
-from results_service.contracts import MARKS_CHANGED_TYPE, MARKS_CHANGED_VERSION, MarksChangedV1
+from results_service.contracts import MarksChangedV1
 from results_service.read_your_writes import RecentWriters
-from results_service.settings import PRODUCER, SCHEMA
 from results_service.store.exams import (
     ExamCodeTaken,
     ExamRecord,
@@ -165,16 +164,12 @@ async def patch_exam(
                 version = await bump_marks_version(session, exam_id)
                 await add_event(
                     session,
-                    MARKS_CHANGED_TYPE,
                     MarksChangedV1(
                         exam_id=exam_id,
                         marks_version=version,
                         cause="definition",
                         exam_published=False,
                     ),
-                    schema=SCHEMA,
-                    producer=PRODUCER,
-                    version=MARKS_CHANGED_VERSION,
                 )
             updated = await get_exam(session, exam_id)
     except ExamCodeTaken as exc:

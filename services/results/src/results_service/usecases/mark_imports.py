@@ -14,14 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.clients.auth import StudentLookup
 from results_service.contracts import (
-    IMPORT_CHUNK_RESULT_TYPE,
-    IMPORT_CHUNK_RESULT_VERSION,
     ImportMode,
     ImportRowError,
     MarkImportChunkResultV1,
     MarkImportChunkV1,
 )
-from results_service.settings import PRODUCER, SCHEMA
 from results_service.store.mark_imports import processed_chunk_result, save_processed_chunk
 from results_service.store.marks import WriteContext
 from results_service.usecases.mark_entries import Actor, EntryProblem, MarkInput
@@ -76,14 +73,7 @@ def _refusal(chunk: MarkImportChunkV1, exc: ServiceError) -> MarkImportChunkResu
 
 
 async def _send_answer(session: AsyncSession, answer: MarkImportChunkResultV1) -> None:
-    await add_event(
-        session,
-        IMPORT_CHUNK_RESULT_TYPE,
-        answer,
-        schema=SCHEMA,
-        producer=PRODUCER,
-        version=IMPORT_CHUNK_RESULT_VERSION,
-    )
+    await add_event(session, answer)
 
 
 async def import_mark_chunk(
