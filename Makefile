@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_PYTHON ?= 3.11
+# Every service's EventCatalog: docs/events.md and docs/asyncapi/ are generated from them.
+EVENT_CATALOGS := auth_service.contracts:EVENTS results_service.messaging.catalog:EVENTS
 PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests deploy/tests tests
 
 .PHONY: help
@@ -47,5 +49,6 @@ bench: install ## benchmarks (gateway, login, result generation); figures go in 
 	"$(UV)" run --frozen python scripts/bench_generation.py
 
 .PHONY: docs
-docs: install ## regenerate docs that come from code (error catalog)
+docs: install ## regenerate docs that come from code (error catalog, event catalogs and AsyncAPI)
 	"$(UV)" run --frozen python -c "from service_kit.errors import catalog_markdown; open('docs/errors.md','w').write(catalog_markdown())"
+	"$(UV)" run --frozen python -m service_kit.messaging.docs $(EVENT_CATALOGS)
