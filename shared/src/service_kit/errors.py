@@ -161,14 +161,6 @@ class Conflict(ServiceError):
     code = ErrorCode.CONFLICT
 
 
-class PayloadTooLarge(ServiceError):
-    code = ErrorCode.PAYLOAD_TOO_LARGE
-
-
-class UnsupportedMediaType(ServiceError):
-    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
-
-
 class ValidationFailed(ServiceError):
     code = ErrorCode.VALIDATION_FAILED
 
