@@ -105,7 +105,7 @@ def test_jitter_spreads_the_waits() -> None:
     firsts = [job.next_wait(first=True) for _ in range(200)]
     assert 8 <= min(waits) < max(waits) <= 12
     assert len(set(waits)) > 100
-    assert 4 <= min(firsts) and max(firsts) <= 6
+    assert 4 <= min(firsts) <= max(firsts) <= 6
 
 
 # -- once across replicas ------------------------------------------------------------------

@@ -58,13 +58,13 @@ async def test_upgrade_creates_schema_tables_and_version_in_that_schema(
     await upgrade_to_head(SAMPLE_INI, database_url)
 
     found = await tables_by_schema(database_url)
-    assert found == {SCHEMA: {"widgets", "outbox", "inbox", "alembic_version"}}
+    assert found == {SCHEMA: {"widgets", "outbox", "inbox", "job_leases", "alembic_version"}}
 
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
             version = await conn.scalar(text(f"SELECT version_num FROM {SCHEMA}.alembic_version"))
-            assert version == "0001"
+            assert version == "0002"
             # The migration matches the metadata (kit tables included): nothing to autogenerate.
             assert await conn.run_sync(_diff) == []
     finally:
@@ -75,7 +75,7 @@ async def test_upgrade_is_idempotent(database_url: str) -> None:
     await upgrade_to_head(SAMPLE_INI, database_url)
     await upgrade_to_head(SAMPLE_INI, database_url)
     found = await tables_by_schema(database_url)
-    assert found == {SCHEMA: {"widgets", "outbox", "inbox", "alembic_version"}}
+    assert found == {SCHEMA: {"widgets", "outbox", "inbox", "job_leases", "alembic_version"}}
 
 
 async def test_upgrade_waits_for_a_concurrent_migrator_of_the_same_schema(
@@ -94,7 +94,7 @@ async def test_upgrade_waits_for_a_concurrent_migrator_of_the_same_schema(
     finally:
         await other.close()
     found = await tables_by_schema(database_url)
-    assert found == {SCHEMA: {"widgets", "outbox", "inbox", "alembic_version"}}
+    assert found == {SCHEMA: {"widgets", "outbox", "inbox", "job_leases", "alembic_version"}}
 
 
 def test_database_url_prefers_argument_then_environment_then_ini(

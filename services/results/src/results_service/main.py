@@ -26,7 +26,7 @@ from results_service.messaging.mark_chunks import register_mark_chunks
 from results_service.messaging.user_events import register_user_events
 from results_service.publication.scheduler import PublicationScheduler
 from results_service.read_your_writes import RecentWriters
-from results_service.settings import PRODUCER, SCHEMA, ResultsSettings
+from results_service.settings import SCHEMA, ResultsSettings
 
 
 def wire(kit: Kit[ResultsSettings]) -> Parts[ResultsSettings]:
@@ -40,7 +40,6 @@ def wire(kit: Kit[ResultsSettings]) -> Parts[ResultsSettings]:
     runner = GenerationRunner(
         db,
         DistributedLock(redis, key_prefix=f"{s.redis_key_prefix}results:", name="exam"),
-        producer=PRODUCER,
         config=RunnerConfig(
             lease_seconds=s.generation_lock_lease_seconds,
             lock_wait_seconds=s.generation_lock_wait_seconds,
@@ -63,7 +62,6 @@ def wire(kit: Kit[ResultsSettings]) -> Parts[ResultsSettings]:
     scheduler = PublicationScheduler(
         db,
         runner,
-        producer=PRODUCER,
         poll_seconds=s.publication_poll_seconds,
         regenerate_timeout_seconds=s.regeneration_timeout_seconds,
     )

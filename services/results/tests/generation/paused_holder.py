@@ -43,7 +43,6 @@ async def main(
     runner = GenerationRunner(
         db,
         None,
-        producer="paused-holder",
         config=RunnerConfig(lease_seconds=lease, cancel_on_lock_loss=cancel, work_mem="64MB"),
         after_compute=after_compute,
     )

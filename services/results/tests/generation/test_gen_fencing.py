@@ -64,7 +64,7 @@ def _runner(
     db: Database, redis: Redis, settings: ResultsSettings, **config: object
 ) -> GenerationRunner:
     locks = DistributedLock(redis, key_prefix=f"{settings.redis_key_prefix}results:", name="exam")
-    return GenerationRunner(db, locks, producer="test", config=RunnerConfig(**config))  # type: ignore[arg-type]
+    return GenerationRunner(db, locks, config=RunnerConfig(**config))  # type: ignore[arg-type]
 
 
 @pytest.mark.fault
@@ -194,7 +194,7 @@ async def test_marks_changed_during_generation_leave_the_exam_stale(
         written_meanwhile.append(version)
 
     locks = DistributedLock(redis, key_prefix=f"{settings.redis_key_prefix}results:", name="exam")
-    runner = GenerationRunner(db, locks, producer="test", after_compute=write_during)
+    runner = GenerationRunner(db, locks, after_compute=write_during)
     async with db.primary.connect() as conn:
         before = await scalar(
             db, "SELECT marks_version FROM results.exams WHERE id = :e", e=exam_id
@@ -210,5 +210,5 @@ async def test_marks_changed_during_generation_leave_the_exam_stale(
         stored = {r.student_number: r for r in await read_results(conn, exam_id)}
     assert all(s["mark"] != D("99.99") for s in stored["F0001"].subjects if s["code"] == "A")
     # ...and the next generation picks it up.
-    summary = await GenerationRunner(db, locks, producer="test").ensure_fresh(exam_id)
+    summary = await GenerationRunner(db, locks).ensure_fresh(exam_id)
     assert summary.results_version == written_meanwhile[0]

@@ -133,9 +133,7 @@ async def test_scheduled_publication_runs_once_across_two_pollers(
         locks = DistributedLock(
             redis, key_prefix=f"{settings.redis_key_prefix}results:", name="exam"
         )
-        return PublicationScheduler(
-            db, GenerationRunner(db, locks, producer="results"), producer="results"
-        )
+        return PublicationScheduler(db, GenerationRunner(db, locks))
 
     replicas = [poller(), poller()]
     published = [0, 0]
@@ -206,9 +204,7 @@ async def test_exam_stale_at_its_due_time_is_regenerated_then_published(
         await write_marks(conn, exam_id, [MarkEntry("P00003", "A", MarkStatus.PRESENT, D(1))], ids)
     await asyncio.sleep(0.6)
     locks = DistributedLock(redis, key_prefix=f"{settings.redis_key_prefix}results:", name="exam")
-    scheduler = PublicationScheduler(
-        db, GenerationRunner(db, locks, producer="results"), producer="results"
-    )
+    scheduler = PublicationScheduler(db, GenerationRunner(db, locks))
     first = await scheduler.run_once()
     assert [o.published for o in first] == [False]  # due but stale: regenerating
 

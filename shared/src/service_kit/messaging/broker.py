@@ -23,7 +23,6 @@ bounds how many unacknowledged messages each consumer holds.
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 
 import aio_pika
 from faststream import AckPolicy
@@ -150,10 +149,5 @@ class EventBroker:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.stop()

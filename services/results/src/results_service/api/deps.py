@@ -30,7 +30,6 @@ Runner = Annotated[GenerationRunner, Provided(GenerationRunner)]
 
 AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 StaffUser = Annotated[Principal, Depends(require_role("admin", "examiner"))]
-AnyUser = CurrentUser
 
 
 def actor_of(principal: Principal) -> Actor:

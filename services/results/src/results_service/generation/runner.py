@@ -140,9 +140,6 @@ class GenerationRunner:
         db: Database,
         locks: DistributedLock | None,
         *,
-        # Unused: results.updated's model names its producer. Kept while the
-        # composition roots (generation/wiring.py, tests) still pass it.
-        producer: str,
         config: RunnerConfig | None = None,
         after_compute: AfterCompute | None = None,
     ) -> None:

@@ -41,13 +41,11 @@ class PublicationScheduler:
         db: Database,
         runner: GenerationRunner,
         *,
-        producer: str,
         poll_seconds: float = 1.0,
         regenerate_timeout_seconds: float = 300.0,
     ) -> None:
         self._db = db
         self._runner = runner
-        self._producer = producer
         self._poll = poll_seconds
         self._regenerate_timeout = regenerate_timeout_seconds
         self._regenerating: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -82,7 +80,7 @@ class PublicationScheduler:
         outcomes: list[DueOutcome] = []
         skip = list(self._regenerating)
         while True:
-            outcome = await publish_next_due(self._db, producer=self._producer, skip=skip)
+            outcome = await publish_next_due(self._db, skip=skip)
             if outcome is None:
                 return outcomes
             outcomes.append(outcome)

@@ -84,14 +84,10 @@ async def publish_locked(session: AsyncSession, exam: Row[Any]) -> int:
     )
 
 
-async def publish_exam(
-    db: Database, exam_id: uuid.UUID, *, at: datetime | None, producer: str
-) -> Publication:
+async def publish_exam(db: Database, exam_id: uuid.UUID, *, at: datetime | None) -> Publication:
     """``POST /exams/{id}/publish``: 409 if published already or results are stale;
     ``at`` absent or not after the database's now: published now; else scheduled.
-
-    ``producer`` is unused (the event model names its producer); it stays until
-    the callers that pass it are rewired."""
+    """
     async with db.transaction() as session:
         exam = (await session.execute(_LOCK_EXAM, {"exam_id": exam_id})).one_or_none()
         if exam is None:
@@ -126,14 +122,9 @@ class DueOutcome:
     events: int
 
 
-async def publish_next_due(
-    db: Database, *, producer: str, skip: Sequence[uuid.UUID] = ()
-) -> DueOutcome | None:
+async def publish_next_due(db: Database, *, skip: Sequence[uuid.UUID] = ()) -> DueOutcome | None:
     """Claims one due scheduled exam (not in ``skip``) and publishes it if its results
-    are fresh. None when nothing is due (or every due exam is claimed elsewhere).
-
-    ``producer`` is unused (the event model names its producer); it stays until
-    the scheduler, which passes it, is rewired."""
+    are fresh. None when nothing is due (or every due exam is claimed elsewhere)."""
     async with db.transaction() as session:
         exam = (await session.execute(CLAIM_DUE, {"skip": list(skip)})).one_or_none()
         if exam is None:
