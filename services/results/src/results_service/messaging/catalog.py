@@ -1,7 +1,7 @@
 """results' event catalog: what it publishes, the contract it owns for bulk, and its queues.
 
 ``make docs`` writes docs/asyncapi/results.yaml and results' section of
-docs/events.md from :data:`EVENTS`; ``tests/unit/test_event_docs.py`` fails when
+docs/events.md from :data:`EVENTS`; ``tests/unit/test_event_contracts.py`` fails when
 they differ from the committed files. The queue specs are imported from the
 modules that register their handlers, so a queue renamed or rebound there is
 renamed or rebound here.
