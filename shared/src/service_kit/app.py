@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +19,7 @@ from service_kit.handlers import install_error_handlers
 from service_kit.health import Readiness, healthz, readyz
 from service_kit.logging import configure_logging
 from service_kit.metrics import PrometheusMiddleware, metrics_app
+from service_kit.request_guards import ForbiddenCharacterMiddleware, check_json_body
 from service_kit.settings import KitSettings
 from service_kit.tracing import setup_tracing
 
@@ -65,6 +66,8 @@ def create_app(
         lifespan=_lifespan,
         docs_url=None,
         redoc_url=None,
+        # On every route of every router included, now or later: a route cannot opt out.
+        dependencies=[Depends(check_json_body)],
     )
     app.state.settings = settings
     app.state.readiness = Readiness(settings.readiness_timeout_seconds)
@@ -76,6 +79,7 @@ def create_app(
         app.include_router(router)
     # Starlette wraps in reverse order of addition: request ids outermost, so the
     # 500 envelope and the metrics both see the request id.
+    app.add_middleware(ForbiddenCharacterMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(PrometheusMiddleware, service=settings.service_name)
     app.add_middleware(RequestIdMiddleware)

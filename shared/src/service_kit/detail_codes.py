@@ -55,6 +55,7 @@ class DetailCode(StrEnum):
     GREATER_THAN_EQUAL = "GREATER_THAN_EQUAL"
     LESS_THAN = "LESS_THAN"
     LESS_THAN_EQUAL = "LESS_THAN_EQUAL"
+    FORBIDDEN_CHARACTER = "FORBIDDEN_CHARACTER"
     # users and sign-in (auth)
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"
@@ -154,6 +155,10 @@ DETAIL_CATALOG: Mapping[DetailCode, DetailEntry] = {
     DetailCode.GREATER_THAN_EQUAL: DetailEntry(_REQUEST, "The number is too small."),
     DetailCode.LESS_THAN: DetailEntry(_REQUEST, "The number is too large."),
     DetailCode.LESS_THAN_EQUAL: DetailEntry(_REQUEST, "The number is too large."),
+    DetailCode.FORBIDDEN_CHARACTER: DetailEntry(
+        _REQUEST,
+        "The text holds a character that cannot be stored: NUL (U+0000) or a lone surrogate.",
+    ),
     DetailCode.REQUIRED: DetailEntry(
         _USERS, "The value must not be empty (a full name; a student's student number)."
     ),

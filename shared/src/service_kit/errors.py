@@ -165,6 +165,10 @@ class ValidationFailed(ServiceError):
     code = ErrorCode.VALIDATION_FAILED
 
 
+class UnsupportedMediaType(ServiceError):
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
 class RateLimited(ServiceError):
     """429 with ``Retry-After`` in whole seconds."""
 

@@ -48,7 +48,7 @@ def envelope_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def _field_path(loc: Sequence[Any]) -> str:
+def field_path(loc: Sequence[Any]) -> str:
     """``("body", "marks", 3, "mark")`` -> ``marks[3].mark`` as API.md writes it."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
@@ -66,12 +66,21 @@ def _is_malformed_body(errors: Sequence[dict[str, Any]]) -> bool:
     return any(err.get("type") in ("json_invalid", "json_type") for err in errors)
 
 
+def _is_malformed_id(errors: Sequence[dict[str, Any]]) -> bool:
+    # An id in the path that is no UUID names nothing: 404 as for an unknown id,
+    # the same answer on every service (API.md: ids are UUID strings).
+    return any(
+        err.get("loc", ("",))[0] == "path" and str(err.get("type", "")).startswith("uuid_")
+        for err in errors
+    )
+
+
 def _is_query_problem(errors: Sequence[dict[str, Any]]) -> bool:
     return bool(errors) and all(err.get("loc", ("",))[0] == "query" for err in errors)
 
 
 def _detail(err: dict[str, Any]) -> ErrorDetail:
-    field = _field_path(err.get("loc", ()))
+    field = field_path(err.get("loc", ()))
     kind = str(err.get("type", ""))
     message = str(err.get("msg", "invalid value"))
     if kind == "too_long":
@@ -104,6 +113,8 @@ async def _service_error(_: Request, exc: Exception) -> Response:
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
+    if _is_malformed_id(errors):
+        return envelope_response(404, ErrorCode.NOT_FOUND)
     details = validation_details(errors)
     if _is_malformed_body(errors):
         return envelope_response(400, ErrorCode.BAD_REQUEST, "The body is not valid JSON.", details)
