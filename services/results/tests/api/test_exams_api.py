@@ -222,8 +222,12 @@ async def test_a_student_sees_an_exam_only_once_published(
     assert shown.json()["status"] == "published"
 
 
-async def test_unknown_exam_is_404_and_bad_id_is_422(client: AsyncClient, admin: Caller) -> None:
+async def test_unknown_exam_and_malformed_id_are_both_404(
+    client: AsyncClient, admin: Caller
+) -> None:
     response = await client.get(f"/api/v1/exams/{uuid.uuid4()}", headers=admin.headers)
     assert response.status_code == 404
-    response = await client.get("/api/v1/exams/not-a-uuid", headers=admin.headers)
-    assert response.status_code == 422
+    for path in ("/api/v1/exams/not-a-uuid", "/api/v1/exams/not-a-uuid/marks"):
+        response = await client.get(path, headers=admin.headers)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "NOT_FOUND"

@@ -8,18 +8,19 @@ the platform's services) and left out of the public OpenAPI document.
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter
 
 from auth_service.api.deps import AccountsDep
 from auth_service.api.schemas import InternalUserListOut, InternalUserOut, StudentLookupIn
-from auth_service.api.users import parse_user_id
 
 router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
 
 
 @router.get("/users/{user_id}")
-async def get_user(user_id: str, accounts: AccountsDep) -> InternalUserOut:
-    return InternalUserOut.of(await accounts.get_user(parse_user_id(user_id)))
+async def get_user(user_id: uuid.UUID, accounts: AccountsDep) -> InternalUserOut:
+    return InternalUserOut.of(await accounts.get_user(user_id))
 
 
 @router.get("/students/{student_number}")
