@@ -158,6 +158,10 @@ class FakeUpstreams:
         headers: dict[str, list[str]] = {}
         for key, value in request.headers.items():
             headers.setdefault(key.lower(), []).append(value)
+        # Like a kit service: nosniff always, and a route's own Cache-Control when asked.
+        answer_headers = {"X-Content-Type-Options": "nosniff"}
+        if "cache_control" in request.query:
+            answer_headers["Cache-Control"] = request.query["cache_control"]
         return web.json_response(
             {
                 "upstream": name,
@@ -175,6 +179,7 @@ class FakeUpstreams:
                 "Access-Control-Allow-Origin": "*",
                 "Connection": "keep-alive, X-Hop",
                 "X-Hop": "must-not-pass",
+                **answer_headers,
             },
         )
 

@@ -97,3 +97,21 @@ def test_every_answer_has_a_request_id_matching_the_envelope(client: httpx.Clien
         assert response.headers["x-request-id"]
         if response.status_code >= 400:
             assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+
+
+def test_answers_are_nosniff_without_server_and_authenticated_ones_not_stored(
+    client: httpx.Client, auth: dict[str, str]
+) -> None:
+    proxied = client.get("/api/v1/exams", headers=auth)  # the upstream sends nosniff itself
+    refused = client.get("/api/v1/exams", headers={"Authorization": "Bearer forged"})
+    anonymous = client.get("/healthz")
+    for response in (proxied, refused, anonymous):
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+        assert "server" not in response.headers  # neither uvicorn's nor the upstream's
+    assert proxied.headers.get_list("cache-control") == ["no-store"]
+    assert refused.status_code == 401
+    assert refused.headers.get_list("cache-control") == ["no-store"]
+    assert "cache-control" not in anonymous.headers
+    # A route that chose its own caching keeps it (the JWKS's public max-age).
+    cached = client.get("/api/v1/exams?cache_control=public,max-age=60", headers=auth)
+    assert cached.headers.get_list("cache-control") == ["public,max-age=60"]

@@ -23,6 +23,8 @@ def serve(app_path: str, *, host: str, port: int, workers: int = 1) -> None:
         access_log=False,
         log_config=None,
         proxy_headers=False,
+        # No `Server: uvicorn` (services and gateway alike): it only tells a scanner what to try.
+        server_header=False,
         timeout_graceful_shutdown=20,
         timeout_keep_alive=75,
     )
