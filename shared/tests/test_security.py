@@ -261,3 +261,54 @@ async def test_require_role() -> None:
     assert await dependency(examiner) is examiner
     with pytest.raises(Forbidden):
         await dependency(Principal(uuid.uuid4(), "student", "s@x", "j", int(time.time()) + 60))
+
+
+class VerifyCounter:
+    """Counts the Ed25519 signature checks PyJWT makes (the cost a forgery flood aims at)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        original = OKPAlgorithm.verify
+
+        def counting(algorithm: OKPAlgorithm, msg: bytes, key: Any, sig: bytes) -> bool:
+            self.calls += 1
+            return original(algorithm, msg, key, sig)
+
+        monkeypatch.setattr(OKPAlgorithm, "verify", counting)
+
+
+async def test_a_replayed_forgery_is_refused_without_another_verify(
+    ring: KeyRing, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = VerifyCounter(monkeypatch)
+    forged = sign(Ed25519PrivateKey.generate(), "k1")  # a known kid, a stranger's key
+    for _ in range(5):
+        await expect_code(verifier, forged, ErrorCode.AUTH_TOKEN_INVALID)
+    assert counter.calls == 1
+    other = sign(Ed25519PrivateKey.generate(), "k1")  # a different forgery is checked
+    await expect_code(verifier, other, ErrorCode.AUTH_TOKEN_INVALID)
+    assert counter.calls == 2
+    valid = sign(ring.keys["k1"], "k1")  # and a genuine token still verifies
+    await verifier.verify(valid)
+    assert counter.calls == 3
+
+
+async def test_expired_tokens_and_key_outages_are_not_remembered_as_forgeries(
+    ring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = VerifyCounter(monkeypatch)
+    endpoint = FlakyJwks(ring)
+    endpoint.up = False
+    store = JwksKeyStore(endpoint.fetch, cache_seconds=300, retry_after_failure_seconds=0)
+    verifier = TokenVerifier(store, ISSUER, AUDIENCE)
+    token = sign(ring.keys["k1"], "k1")
+    with pytest.raises(UpstreamUnavailable):
+        await verifier.verify(token)  # 503 while no key set can be loaded
+    endpoint.up = True
+    principal = await verifier.verify(token)  # the same token is fine once keys are back
+    assert principal.role == "admin"
+    past = int(time.time()) - 3600
+    expired = sign(ring.keys["k1"], "k1", iat=past - 900, exp=past)
+    for _ in range(2):
+        await expect_code(verifier, expired, ErrorCode.AUTH_TOKEN_EXPIRED)
+    assert counter.calls == 3  # the expired token is verified each time, never cached as forged

@@ -11,6 +11,7 @@ a key that was rotated in.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -29,6 +30,8 @@ from service_kit.errors import ErrorCode, Forbidden, Unauthorized, UpstreamUnava
 ALLOWED_ALGORITHMS = ("EdDSA",)
 MIN_REFETCH_SECONDS = 10.0
 _VERIFIED_CACHE_SIZE = 10_000
+_FORGED_CACHE_SIZE = 4_096
+_FORGED_CACHE_SECONDS = 600.0
 
 JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -163,6 +166,11 @@ class TokenVerifier:
     A token's signature cannot change, so a verified token is cached by its exact
     text (bounded LRU); ``exp`` is still checked on every use. This keeps the
     Ed25519 verify off the hot path of a client sending the same token repeatedly.
+
+    A token whose signature failed is remembered too (by its SHA-256, oldest out first,
+    for ``_FORGED_CACHE_SECONDS``), so replaying one forgery with a known ``kid``
+    costs a hash, not another verify. Only a bad signature is remembered: a key
+    set that cannot be loaded (503) or an expired token says nothing lasting.
     """
 
     def __init__(
@@ -173,6 +181,7 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._verified: OrderedDict[str, tuple[Principal, str]] = OrderedDict()
+        self._forged: OrderedDict[bytes, float] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
@@ -186,7 +195,19 @@ class TokenVerifier:
                 return principal
             # The signing key was withdrawn (or the key set went stale): verify afresh.
             self._verified.pop(token, None)
-        principal, kid = await self._verify_uncached(token)
+        digest = hashlib.sha256(token.encode()).digest()
+        forged_at = self._forged.get(digest)
+        if forged_at is not None:
+            if time.monotonic() - forged_at < _FORGED_CACHE_SECONDS:
+                raise Unauthorized()
+            del self._forged[digest]
+        try:
+            principal, kid = await self._verify_uncached(token)
+        except jwt.InvalidSignatureError as exc:
+            self._forged[digest] = time.monotonic()
+            if len(self._forged) > _FORGED_CACHE_SIZE:
+                self._forged.popitem(last=False)
+            raise Unauthorized() from exc
         self._verified[token] = (principal, kid)
         if len(self._verified) > _VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
@@ -220,6 +241,8 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized(code=ErrorCode.AUTH_TOKEN_EXPIRED) from exc
+        except jwt.InvalidSignatureError:
+            raise  # verify() remembers the forgery
         except jwt.PyJWTError as exc:
             raise Unauthorized() from exc
         try:
