@@ -44,7 +44,7 @@ async def test_batch_is_written_and_counts_written_and_unchanged(
     assert response.json() == {"written": 4, "unchanged": 0}
     assert await _marks_version(db, exam_id) == 1
 
-    again = [present("S1", "MATH", "79.50"), present("S1", "PHYS", 44), first[2]]
+    again = [present("S1", "MATH", 79.50), present("S1", "PHYS", 44), first[2]]
     response = await client.put(url, json={"marks": again}, headers=admin.headers)
     assert response.json() == {"written": 1, "unchanged": 2}
     assert await _marks_version(db, exam_id) == 2
@@ -358,3 +358,52 @@ async def test_malformed_entries_are_schema_errors(client: AsyncClient, admin: C
     )  # fmt: skip
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "marks[0].mark"
+
+
+async def test_marks_must_be_json_numbers_not_strings_or_booleans(
+    client: AsyncClient, admin: Caller, db: Database
+) -> None:
+    exam_id = await _exam(client, admin)
+    await seed_students(db, ["N1"])
+    url = f"/api/v1/exams/{exam_id}/marks"
+    not_numbers: list[str | bool] = ["75", "1_0", "١٢", " 75 ", True, False]
+    marks = [present("N1", "MATH", value) for value in not_numbers]
+    response = await client.put(url, json={"marks": marks}, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    found = [(d["field"], d["code"]) for d in response.json()["error"]["details"]]
+    assert found == [(f"marks[{i}].mark", "DECIMAL_TYPE") for i in range(len(not_numbers))]
+    assert await _count(db, "SELECT count(*) FROM results.marks") == 0
+
+    # A JSON number reaches the Decimal as written: 79.995 is not rounded to 80.00.
+    response = await client.put(
+        url, json={"marks": [present("N1", "MATH", 79.995)]}, headers=admin.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["code"] == "TOO_MANY_DECIMALS"
+    response = await client.put(
+        url, json={"marks": [present("N1", "MATH", 79.99)]}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    stored = await client.get(url, headers=admin.headers)
+    assert stored.json()["items"][0]["mark"] == 79.99
+
+
+async def test_exam_numbers_must_be_json_numbers(client: AsyncClient, admin: Caller) -> None:
+    body = exam_payload()
+    body["subjects"][0]["max_mark"] = "100"
+    body["grading_scale"][0]["min_percent"] = "8_0"
+    body["pass_percent"] = True
+    response = await client.post("/api/v1/exams", json=body, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    found = {(d["field"], d["code"]) for d in response.json()["error"]["details"]}
+    assert found == {
+        ("subjects[0].max_mark", "DECIMAL_TYPE"),
+        ("grading_scale[0].min_percent", "DECIMAL_TYPE"),
+        ("pass_percent", "DECIMAL_TYPE"),
+    }
+    exam_id = await _exam(client, admin)
+    response = await client.patch(
+        f"/api/v1/exams/{exam_id}", json={"pass_percent": " 50 "}, headers=admin.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["code"] == "DECIMAL_TYPE"

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from service_kit.patch import NULL_CLEARS, PatchModel
 
-from results_service.api.numbers import JsonDecimal
+from results_service.api.numbers import JsonDecimal, JsonNumberIn
 from results_service.store.exams import ExamRecord, GradeBandRecord, SubjectRecord
 from results_service.usecases.exam_definition import ExamDefinition
 from results_service.usecases.exams import ExamChanges
@@ -30,9 +30,9 @@ class SubjectIn(BaseModel):
 
     code: ShortText = Field(description="Unique in the exam.")
     name: Label
-    max_mark: Decimal = Field(description="> 0, at most two decimals.")
-    pass_mark: Decimal = Field(description="0 <= pass_mark <= max_mark.")
-    credits: Decimal = Field(Decimal(1), description="> 0; weight in the GPA.")
+    max_mark: JsonNumberIn = Field(description="> 0, at most two decimals.")
+    pass_mark: JsonNumberIn = Field(description="0 <= pass_mark <= max_mark.")
+    credits: JsonNumberIn = Field(Decimal(1), description="> 0; weight in the GPA.")
     examiner_ids: list[uuid.UUID] = Field(
         default_factory=list,
         max_length=100,
@@ -54,8 +54,8 @@ class GradeBandIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grade: ShortText
-    min_percent: Decimal = Field(description="0..100; one band must have 0.")
-    points: Decimal = Field(description=">= 0; grade points for the GPA.")
+    min_percent: JsonNumberIn = Field(description="0..100; one band must have 0.")
+    points: JsonNumberIn = Field(description=">= 0; grade points for the GPA.")
 
     def record(self) -> GradeBandRecord:
         return GradeBandRecord(self.grade, self.min_percent, self.points)
@@ -69,7 +69,7 @@ class ExamCreate(BaseModel):
     term: Term | None = None
     subjects: list[SubjectIn] = Field(max_length=200)
     grading_scale: list[GradeBandIn] = Field(max_length=100)
-    pass_percent: Decimal = Field(Decimal(0), description="0..100.")
+    pass_percent: JsonNumberIn = Field(Decimal(0), description="0..100.")
     rank_method: RankMethodName = "competition"
 
     def definition(self) -> ExamDefinition:
@@ -92,7 +92,7 @@ class ExamPatch(PatchModel):
     term: Annotated[Term | None, NULL_CLEARS] = None
     subjects: list[SubjectIn] | None = Field(None, max_length=200)
     grading_scale: list[GradeBandIn] | None = Field(None, max_length=100)
-    pass_percent: Decimal | None = None
+    pass_percent: JsonNumberIn | None = None
     rank_method: RankMethodName | None = None
 
     def changes(self) -> ExamChanges:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from results_service.api.numbers import JsonDecimal
+from results_service.api.numbers import JsonDecimal, JsonNumberIn
 from results_service.store.marks import AuditEntry, StoredMark
 from results_service.usecases.mark_entries import MAX_BATCH_ENTRIES, MarkInput
 
@@ -26,7 +25,7 @@ class MarkEntryIn(BaseModel):
     status: Annotated[str, StringConstraints(max_length=32)] = Field(
         description="`present`, `absent` or `exempt`."
     )
-    mark: Decimal | None = Field(
+    mark: JsonNumberIn | None = Field(
         None, description="Required when present: 0..max_mark, 2 decimals."
     )
 

@@ -12,9 +12,10 @@ happens on the float.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 TWO_PLACES = Decimal("0.01")
 
@@ -25,3 +26,19 @@ def json_number(value: Decimal) -> float:
 
 JsonDecimal = Annotated[Decimal, PlainSerializer(json_number, return_type=float, when_used="json")]
 """A ``Decimal`` field that leaves the API as a JSON number with at most two decimals."""
+
+
+def _json_number_only(value: Any) -> Any:
+    # Lax Decimal parsing would take "1_0", "١٢" (Arabic-Indic digits) or " 75 "
+    # as numbers, and True as 1: API.md says JSON numbers, so only those pass.
+    # A JSON number arrives as int or float; pydantic makes the Decimal from the
+    # float's shortest repr, which is the text sent (79.995 stays 79.995).
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise PydanticCustomError("decimal_type", "A JSON number was expected.")
+    return value
+
+
+JsonNumberIn = Annotated[
+    Decimal, BeforeValidator(_json_number_only), WithJsonSchema({"type": "number"})
+]
+"""A ``Decimal`` request field: a JSON number and nothing else (else 422 ``DECIMAL_TYPE``)."""
