@@ -7,9 +7,10 @@ saw, replacing any value sent), ``X-Forwarded-Proto`` and ``X-Request-ID``.
 Everything else, ``Authorization`` included, reaches the upstream unchanged:
 services verify the token again.
 
-Response: hop-by-hop headers stop here; ``Server`` and ``Date`` are the
-gateway's own; upstream ``Access-Control-*`` headers are dropped so CORS has
-one authority (the gateway's CORS layer).
+Response: hop-by-hop headers stop here; an upstream's ``Server`` is dropped
+(the gateway sends none either) and ``Date`` is the gateway's own; upstream
+``Access-Control-*`` headers are dropped so CORS has one authority (the
+gateway's CORS layer).
 """
 
 from __future__ import annotations
