@@ -12,12 +12,14 @@ BEGIN and COMMIT/ROLLBACK round trips a transaction or session costs.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import asyncpg
 from prometheus_client import Gauge
 from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext
@@ -130,8 +132,85 @@ def _ping_connections_idle_longer_than(engine: AsyncEngine, idle_seconds: float)
     event.listen(sync_engine, "checkout", ping_if_idle_long)
 
 
+# asyncpg's message when it cannot encode a bound value quotes the value's repr.
+_ARGUMENT_ERROR = re.compile(r"^invalid input for query argument (\$\d+)")
+
+
+def _exception_chain(exc: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        inner = getattr(exc, "orig", None)
+        exc = inner if isinstance(inner, BaseException) else (exc.__cause__ or exc.__context__)
+    return chain
+
+
+def _hide_values_in_errors(ctx: ExceptionContext) -> None:
+    """Keeps row contents and bound values out of a failed statement's exceptions.
+
+    ``hide_parameters`` takes the parameters out of SQLAlchemy's message, but a
+    logged traceback also prints the driver's exceptions: the server's DETAIL
+    (``Failing row contains (...)`` lists every column of the row, password
+    hash included; ``Key (email)=(...)`` the key), and asyncpg's message when
+    it cannot encode a parameter (the value's repr, and its codec's error with
+    the whole value). The DETAIL is dropped (SQLSTATE, constraint, table and
+    column names stay: handlers map errors by them); an encoding error keeps
+    only which parameter failed.
+    """
+    chain = _exception_chain(ctx.original_exception)
+    if ctx.sqlalchemy_exception is not None:
+        chain.append(ctx.sqlalchemy_exception)
+    for exc in chain:
+        if isinstance(exc, asyncpg.PostgresError):
+            exc.detail = None
+    for driver_error in chain:
+        quoted = driver_error.args[0] if driver_error.args else None
+        if not isinstance(quoted, str) or (found := _ARGUMENT_ERROR.match(quoted)) is None:
+            continue
+        hidden = f"invalid input for query argument {found.group(1)} (value hidden)"
+        for exc in chain:
+            text_arg = exc.args[0] if exc.args else None
+            if isinstance(text_arg, str) and quoted in text_arg:
+                exc.args = (text_arg.replace(quoted, hidden), *exc.args[1:])
+        # The codec's own error, chained below, names the whole value.
+        driver_error.__cause__ = driver_error.__context__ = None
+        break
+
+
+class _ResultRowsHidden(logging.Filter):
+    """Drops SQLAlchemy's result-row lines (``Row (...)``, logged at DEBUG).
+
+    Rows hold what the parameters would (password hashes, the invitation token
+    in an outbox payload) and ``hide_parameters`` does not cover them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # SQLAlchemy may prefix the message with a connection's logging token.
+        return not (isinstance(record.msg, str) and record.msg.endswith("Row %r"))
+
+
+def hide_values_in_logs(engine: AsyncEngine) -> None:
+    """What keeps ``engine``'s values out of the logs, beside ``hide_parameters=True``.
+
+    Every engine the kit makes gets it (and ``hide_parameters``): the
+    exceptions of failed statements lose the row contents and values the
+    driver put in them, and SQLAlchemy's DEBUG lines lose the result rows.
+    """
+    event.listen(engine.sync_engine, "handle_error", _hide_values_in_errors)
+    logger = engine.sync_engine.logger
+    if isinstance(logger, logging.Logger) and not any(
+        isinstance(f, _ResultRowsHidden) for f in logger.filters
+    ):
+        logger.addFilter(_ResultRowsHidden())
+
+
 def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> AsyncEngine:
-    """An asyncpg engine with the pool and server settings of ``settings``."""
+    """An asyncpg engine with the pool and server settings of ``settings``.
+
+    Values never reach the logs through it: parameters are hidden from
+    statement logs and exceptions, and so are the row values and encoding
+    errors of the driver (see :func:`hide_values_in_logs`).
+    """
     server_settings = {"application_name": f"{settings.service_name}:{role}"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
@@ -149,7 +228,10 @@ def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> Async
         # Recycle well before typical proxy/load-balancer idle cut-offs.
         pool_recycle=1800,
         connect_args={"server_settings": server_settings},
+        # A failing write must not log its parameters (a password hash, a token).
+        hide_parameters=True,
     )
+    hide_values_in_logs(engine)
     event.listen(engine.sync_engine, "handle_error", _discard_connection_on_demoted_primary)
     _ping_connections_idle_longer_than(engine, settings.db_ping_after_idle_seconds)
     pool = engine.sync_engine.pool

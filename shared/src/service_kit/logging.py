@@ -74,7 +74,10 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
         lg.handlers[:] = []
         lg.propagate = True
     # Access lines come from the metrics middleware with route templates; uvicorn's
-    # own access log repeats every request with raw paths.
+    # own access log repeats every request with raw paths and query strings.
+    # These pins also keep secrets out of the logs at LOG_LEVEL=DEBUG: httpx's
+    # lines carry whole URLs, aiormq's frames the event bodies (an invitation
+    # token among them). SQL stays out through the kit's engines (db.py).
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     for noisy in ("aiormq", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from service_kit.db import hide_values_in_logs
 from service_kit.messaging.tables import checked_schema
 
 _URL_ATTRIBUTE = "service_kit.database_url"
@@ -77,7 +78,11 @@ def _migrate(connection: Connection, target_metadata: MetaData, schema: str) -> 
 
 
 async def _run_online(target_metadata: MetaData, schema: str) -> None:
-    engine = create_async_engine(database_url(context.config), poolclass=NullPool)
+    # Like the kit's other engines: a migration that fails on a row must not log its values.
+    engine = create_async_engine(
+        database_url(context.config), poolclass=NullPool, hide_parameters=True
+    )
+    hide_values_in_logs(engine)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_migrate, target_metadata, schema)
