@@ -26,6 +26,7 @@ from results_service.store import results as results_tables
 from service_kit.messaging.tables import KitTables
 from sqlalchemy.engine import ExceptionContext
 from uvicorn import Server
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 # asyncio calls a Protocol's callbacks, and httptools its parser's, by name.
 UpstreamConnection.connection_made
@@ -63,6 +64,7 @@ ExceptionContext.is_disconnect  # SQLAlchemy: treat the error as a disconnect
 cast(AsyncScript, None).sha  # redis-py: the test forces a NOSCRIPT reload
 Context.prec  # decimal: the test oracle's precision
 cast(Server, None).should_exit  # uvicorn: the test stub's stop
+cast(RequestResponseCycle, None).disconnected  # uvicorn: the kit protocol's refusal
 cast(FunctionType, None).__annotations__  # FastStream: the AsyncAPI handler's payload type
 
 # Names in tests and load tests, which are not importable packages: the sample

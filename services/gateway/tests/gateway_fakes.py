@@ -145,6 +145,11 @@ class FakeUpstreams:
             return web.json_response(doc)
         hit = Hit(name, request.method, path, request.headers.get("X-Request-ID"))
         self.hits.append(hit)
+        if "redirect_to" in request.query:
+            # An absolute URL built from the Host the gateway sent, as Starlette's
+            # slash redirect builds it.
+            target = f"http://{request.host}{request.query['redirect_to']}"
+            return web.Response(status=307, headers={"Location": target})
         if "slow" in path:
             await asyncio.sleep(float(request.query.get("seconds", "5")))
         if path.endswith("/download"):

@@ -8,7 +8,12 @@ import uuid
 
 import pytest
 from gateway_service.openapi import merge_documents
-from gateway_service.proxy.headers import downstream_response_headers, upstream_request_headers
+from gateway_service.proxy.headers import (
+    UpstreamLocations,
+    downstream_response_headers,
+    upstream_request_headers,
+)
+from gateway_service.proxy.pool import Origin
 from gateway_service.ratelimit import BatchedRateLimiter, ExactRateLimiter
 from gateway_service.routing import is_safe_path, match_route, needs_token
 from gateway_service.settings import GatewaySettings
@@ -120,9 +125,46 @@ def test_response_headers_drop_hop_by_hop_server_and_upstream_cors() -> None:
             (b"Access-Control-Allow-Origin", b"*"),
             (b"Content-Type", b"text/csv"),
             (b"Set-Cookie", b"a=b"),
-        )
+        ),
+        UpstreamLocations(()),
     )
     assert out == [(b"content-type", b"text/csv"), (b"set-cookie", b"a=b")]
+
+
+LOCATIONS = UpstreamLocations(
+    [Origin.parse("http://127.0.0.1:8001"), Origin.parse("http://results.svc:8002/base")]
+)
+
+
+@pytest.mark.parametrize(
+    ("location", "public"),
+    [
+        # An upstream's own absolute URL becomes the same path on the gateway.
+        (b"http://127.0.0.1:8001/api/v1/users", b"/api/v1/users"),
+        (b"HTTP://127.0.0.1:8001/api/v1/users?role=admin#x", b"/api/v1/users?role=admin#x"),
+        (b"http://127.0.0.1:8001", b"/"),
+        (b"//127.0.0.1:8001/api/v1/users", b"/api/v1/users"),
+        (b"http:\\\\127.0.0.1:8001\\api\\v1", b"/api/v1"),
+        (b"http://RESULTS.svc:8002/base/api/v1/exams/1", b"/api/v1/exams/1"),
+        # A path that would read as another host keeps one leading slash.
+        (b"http://127.0.0.1:8001//evil.example/x", b"/evil.example/x"),
+        # On an upstream's host but no path of the gateway's: dropped.
+        (b"http://127.0.0.1:9100/metrics", None),
+        (b"http://results.svc:8002/elsewhere", None),
+        (b"http://127.0.0.1:notaport/x", None),
+        # Relative references and other hosts are passed on as they are.
+        (b"/api/v1/jobs/7", b"/api/v1/jobs/7"),
+        (b"https://docs.example.edu/help", b"https://docs.example.edu/help"),
+    ],
+)
+def test_a_location_naming_an_upstream_never_reaches_the_client(
+    location: bytes, public: bytes | None
+) -> None:
+    out = downstream_response_headers(
+        [(b"Location", location), (b"Content-Location", location)], LOCATIONS
+    )
+    expected = [] if public is None else [(b"location", public), (b"content-location", public)]
+    assert out == expected
 
 
 def test_merge_keeps_routed_paths_of_their_owner_only() -> None:

@@ -66,6 +66,10 @@ def create_app(
         lifespan=_lifespan,
         docs_url=None,
         redoc_url=None,
+        # `/users/` is a 404 like any unknown path, never a 307 to `/users`: the
+        # redirect's absolute Location would name this service's own address,
+        # which a client behind the gateway must not learn (issue 8).
+        redirect_slashes=False,
         # On every route of every router included, now or later: a route cannot opt out.
         dependencies=[Depends(check_json_body)],
     )

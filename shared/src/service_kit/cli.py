@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from service_kit.http_protocol import HttpLimits
 from service_kit.migrations import upgrade_to_head
 from service_kit.serve import serve
 from service_kit.settings import KitSettings
@@ -86,9 +87,10 @@ def run_service_cli(
         if problem:
             print(f"{prog}: {problem}", file=sys.stderr)
             return 2
+    limits = HttpLimits.from_settings(settings)
     if args.command == "worker":
-        serve(worker_factory, host=settings.worker_host, port=settings.worker_port)
+        serve(worker_factory, host=settings.worker_host, port=settings.worker_port, limits=limits)
         return 0
     host, port = bind(settings)
-    serve(app_factory, host=host, port=port)
+    serve(app_factory, host=host, port=port, limits=limits)
     return 0

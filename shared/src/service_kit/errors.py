@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     EXAM_PUBLISHED = "EXAM_PUBLISHED"
     CONFLICT = "CONFLICT"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    URI_TOO_LONG = "URI_TOO_LONG"
+    HEADER_FIELDS_TOO_LARGE = "HEADER_FIELDS_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     VALIDATION_FAILED = "VALIDATION_FAILED"
     RATE_LIMITED = "RATE_LIMITED"
@@ -83,6 +85,10 @@ CATALOG: Mapping[ErrorCode, CatalogEntry] = {
     ErrorCode.EXAM_PUBLISHED: CatalogEntry(409, "The exam is already published."),
     ErrorCode.CONFLICT: CatalogEntry(409, "The request conflicts with the current state."),
     ErrorCode.PAYLOAD_TOO_LARGE: CatalogEntry(413, "The request body is too large."),
+    # API.md lists no 414 or 431 code: the server answers these while parsing a request
+    # (service_kit.http_protocol), before any route is known.
+    ErrorCode.URI_TOO_LONG: CatalogEntry(414, "The URL is too long."),
+    ErrorCode.HEADER_FIELDS_TOO_LARGE: CatalogEntry(431, "The request headers are too large."),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: CatalogEntry(415, "This content type is not supported."),
     ErrorCode.VALIDATION_FAILED: CatalogEntry(422, "Some fields are not valid."),
     ErrorCode.RATE_LIMITED: CatalogEntry(429, "Too many requests; try again later."),

@@ -61,6 +61,39 @@ class KitSettings(BaseSettings):
         30_000, ge=0, description="Server-side statement timeout; 0 disables it."
     )
 
+    # The HTTP server of every service and of the gateway (service_kit.http_protocol):
+    # each limit is checked while the request head is parsed, never after buffering it.
+    http_max_url_bytes: int = Field(
+        8 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        description="Longest request-target (path and query string) a request may have; a "
+        "longer one is answered 414 URI_TOO_LONG as soon as it crosses the limit.",
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest single header (name and value together); a larger one is "
+        "answered 431 HEADER_FIELDS_TOO_LARGE.",
+    )
+    http_max_header_total_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=8 * 1024 * 1024,
+        description="Largest header block (every name and value together); a larger one is "
+        "answered 431 HEADER_FIELDS_TOO_LARGE. The server stops reading a request's head "
+        "once it is longer than this and the URL limit together, so an endless header costs "
+        "no more memory than that.",
+    )
+    http_max_header_count: int = Field(
+        100,
+        ge=10,
+        le=10_000,
+        description="Most header fields a request may have; one more is answered 431 "
+        "HEADER_FIELDS_TOO_LARGE.",
+    )
+
     redis_url: str = Field(DEV_REDIS_URL, description="Redis URL when Sentinel is not used.")
     redis_sentinels: str | None = Field(
         None, description="Comma-separated host:port list of Sentinels; overrides REDIS_URL."
@@ -135,5 +168,14 @@ class KitSettings(BaseSettings):
         if offending:
             raise DevSecretInProduction(
                 "development defaults are refused in production for: " + ", ".join(offending)
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_http_limits(self) -> KitSettings:
+        if self.http_max_header_bytes > self.http_max_header_total_bytes:
+            raise ValueError(
+                "HTTP_MAX_HEADER_BYTES must not exceed HTTP_MAX_HEADER_TOTAL_BYTES: "
+                "one header that large would be refused by the total anyway"
             )
         return self

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 
+from service_kit.http_protocol import HttpLimits
 from service_kit.serve import serve
 
 from gateway_service.settings import GatewaySettings
@@ -29,6 +30,7 @@ def main() -> None:
             "gateway_service.main:create_app",
             host=settings.gateway_host,
             port=settings.gateway_port,
+            limits=HttpLimits.from_settings(settings),
             workers=settings.gateway_workers,
         )
     finally:

@@ -10,13 +10,19 @@ services verify the token again.
 Response: hop-by-hop headers stop here; an upstream's ``Server`` is dropped
 (the gateway sends none either) and ``Date`` is the gateway's own; upstream
 ``Access-Control-*`` headers are dropped so CORS has one authority (the
-gateway's CORS layer).
+gateway's CORS layer); a ``Location`` or ``Content-Location`` that names an
+upstream is made a path of the gateway's, or dropped (:class:`UpstreamLocations`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from gateway_service.proxy.pool import Origin
 
 HOP_BY_HOP = frozenset(
     {
@@ -53,6 +59,8 @@ IDENTITY_PREFIXES = (b"x-user", b"x-auth", b"x-forwarded", b"x-client", b"x-inte
 
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date", b"x-request-id"}
 _ACCESS_CONTROL = b"access-control-"
+_LOCATIONS = frozenset({b"location", b"content-location"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(slots=True)
@@ -109,7 +117,66 @@ def upstream_request_headers(
     return headers, framing
 
 
-def downstream_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+class UpstreamLocations:
+    """Keeps upstream addresses out of the ``Location`` headers the client gets.
+
+    An upstream builds an absolute URL from the Host the gateway sent it (a
+    slash redirect of FastAPI did: ``307 Location: http://127.0.0.1:8001/api/v1/users``,
+    issue 8). Such a URL is rewritten to a path, not dropped: the gateway
+    routes public paths to its upstreams unchanged (after the base URL's path
+    prefix), so the upstream's path is the public one, and a relative reference
+    (RFC 9110, section 10.2.2) keeps a 201's or 202's ``Location`` usable while
+    naming no internal host. A URL on an upstream's host that no path of the
+    gateway matches (another port, outside the prefix) or that cannot be
+    parsed is dropped: it can only point inside. Any other URL is passed on.
+    """
+
+    __slots__ = ("_hosts", "_prefixes")
+
+    def __init__(self, origins: Iterable[Origin]) -> None:
+        self._prefixes: dict[tuple[str, int], str] = {}
+        for origin in origins:
+            key = (origin.host.lower(), origin.port)
+            self._prefixes[key] = origin.path_prefix.decode("ascii")
+        self._hosts = frozenset(host for host, _ in self._prefixes)
+
+    def public(self, value: bytes) -> bytes | None:
+        """``value`` as the client may see it: unchanged, made a path, or None (drop it)."""
+        # Backslashes count as slashes and surrounding blanks are ignored, as a
+        # browser reads a URL: "http:\\host" must not slip past as a relative path.
+        text = value.decode("latin-1").strip(" \t\r\n").replace("\\", "/")
+        try:
+            parts = urlsplit(text)
+            host = parts.hostname
+            port = parts.port
+        except ValueError:
+            return None
+        if not parts.netloc:
+            return value
+        if host not in self._hosts:
+            return value
+        if port is None:
+            port = _DEFAULT_PORTS.get(parts.scheme or "http")
+        prefix = self._prefixes.get((host, port or 0))
+        if prefix is None:
+            return None
+        path = parts.path
+        if prefix:
+            if path != prefix and not path.startswith(prefix + "/"):
+                return None
+            path = path[len(prefix) :]
+        # One leading slash: "//other.host/x" would be read as another host.
+        public = "/" + path.lstrip("/")
+        if parts.query:
+            public += "?" + parts.query
+        if parts.fragment:
+            public += "#" + parts.fragment
+        return public.encode("latin-1")
+
+
+def downstream_response_headers(
+    raw: Iterable[tuple[bytes, bytes]], locations: UpstreamLocations
+) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers that the client gets (names lower-cased)."""
     nominated: set[bytes] | None = None
     out: list[tuple[bytes, bytes]] = []
@@ -121,6 +188,11 @@ def downstream_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tupl
             continue
         if lname.startswith(_ACCESS_CONTROL):
             continue
+        if lname in _LOCATIONS:
+            public = locations.public(value)
+            if public is None:
+                continue
+            value = public
         out.append((lname, value))
     if nominated:
         out = [(n, v) for n, v in out if n not in nominated]

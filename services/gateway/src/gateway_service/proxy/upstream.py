@@ -34,7 +34,11 @@ from gateway_service.proxy.client import (
     UpstreamClient,
 )
 from gateway_service.proxy.errors import UpstreamError, UpstreamTimeout
-from gateway_service.proxy.headers import downstream_response_headers, upstream_request_headers
+from gateway_service.proxy.headers import (
+    UpstreamLocations,
+    downstream_response_headers,
+    upstream_request_headers,
+)
 from gateway_service.proxy.pool import ConnectionPool, Origin
 from gateway_service.proxy.response import UpstreamResponse
 from gateway_service.responses import send_error
@@ -59,6 +63,7 @@ class UpstreamProxy:
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
         self._origins = {name: Origin.parse(url) for name, url in settings.upstreams.items()}
+        self._locations = UpstreamLocations(self._origins.values())
         self._max_body = settings.max_body_bytes
         self._max_upload = settings.max_upload_bytes
         self._retry_after = str(settings.upstream_retry_after_seconds).encode()
@@ -201,7 +206,7 @@ class UpstreamProxy:
         response: UpstreamResponse,
         body: RequestBody | None,
     ) -> None:
-        headers = downstream_response_headers(response.headers)
+        headers = downstream_response_headers(response.headers, self._locations)
         status = response.status
         if body is not None and not body.done:
             # The upstream answered before reading the whole body: the rest of it
