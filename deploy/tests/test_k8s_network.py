@@ -8,14 +8,21 @@ reaching the services' ports at all.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from k8s_support import (
     OVERLAYS,
     Doc,
+    full_env,
     label_selector_matches,
+    named,
     of_kind,
     pod_template,
     render,
+    selects,
+    service_deployments,
+    service_of,
     workloads,
 )
 
@@ -64,9 +71,10 @@ DNS = "kube-system/kube-dns:53"
 BACKING = {"pg:5432", "redis:6379", "redis:26379", "rabbitmq:5672"}
 
 # Only the gateway reaches the services' HTTP ports, plus the internal calls
-# of DESIGN.md: results -> auth (/internal lookups, JWKS), bulk -> results
-# (/internal export stream), bulk and notifier -> auth (JWKS). Prometheus
-# scrapes; the ingress controller reaches the gateway only.
+# of DESIGN.md: every service -> auth (JWKS, service tokens and the revocation
+# feed of docs/adr/0011), results -> auth (/internal lookups), bulk -> results
+# (/internal export stream). Prometheus scrapes; the ingress controller
+# reaches the gateway only.
 EXPECTED_INGRESS = {
     "gateway": {"ingress-nginx/*:8000", f"{PROMETHEUS}:9100"},
     "auth": {"gateway:8001", "results:8001", "bulk:8001", "notifier:8001", f"{PROMETHEUS}:8001"},
@@ -137,3 +145,92 @@ def test_backing_services_admit_their_clients_and_peers_only(overlay: str) -> No
     rabbit = _rules(docs, {"app.kubernetes.io/name": "rabbitmq"}, "Ingress")
     assert "exam-results.io/rabbitmq-client=true:5672" in rabbit
     assert not any(r.startswith(("anywhere", "*")) for r in rabbit)
+
+
+def _admitted(
+    docs: tuple[Doc, ...], labels: dict[str, str], direction: str, peer: dict[str, str], port: Doc
+) -> bool:
+    """Whether the policies selecting a pod let it talk to ``peer`` (same namespace) on
+    ``port`` (a container port: number and name) in ``direction``. Not ``_rules``: that
+    lists rules by name, this evaluates them the way the CNI does."""
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    policies = [
+        p
+        for p in of_kind(docs, "NetworkPolicy")
+        if direction in p["spec"].get("policyTypes", [])
+        and label_selector_matches(p["spec"]["podSelector"], labels)
+    ]
+    if not policies:
+        return True  # not isolated in this direction
+    for policy in policies:
+        for rule in policy["spec"].get(key, []):
+            peers = rule.get(peers_key, [])
+            peer_ok = not peers or any(
+                "namespaceSelector" not in p
+                and "ipBlock" not in p
+                and label_selector_matches(p.get("podSelector", {}), peer)
+                for p in peers
+            )
+            ports = rule.get("ports", [])
+            port_ok = not ports or any(
+                p.get("protocol", "TCP") == port.get("protocol", "TCP")
+                and (
+                    p.get("port") in (None, port["containerPort"], port.get("name"))
+                    or (
+                        isinstance(p["port"], int)
+                        and p["port"] <= port["containerPort"] <= p.get("endPort", p["port"])
+                    )
+                )
+                for p in ports
+            )
+            if peer_ok and port_ok:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_pod_reaches_auth_at_its_auth_url(overlay: str) -> None:
+    """Service tokens and the revocation feed (docs/adr/0011): every pod of every
+    service but auth (API and worker Deployments alike, whatever their labels) calls
+    AUTH_URL, so that address must be auth's Service and both sides' policies must
+    admit the call."""
+    docs = render(overlay)
+    auth = pod_template(named(docs, "Deployment", "auth"))
+    auth_labels: dict[str, str] = auth["metadata"]["labels"]
+    problems, checked = [], set()
+    for deployment in service_deployments(docs):
+        labels: dict[str, str] = pod_template(deployment)["metadata"]["labels"]
+        for container in pod_template(deployment)["spec"]["containers"]:
+            if service_of(container) in (None, "auth"):
+                continue
+            name = deployment["metadata"]["name"]
+            checked.add(name)
+            url = urlsplit(full_env(docs, container).get("AUTH_URL", ""))
+            try:
+                service = named(docs, "Service", url.hostname or "")
+            except KeyError:
+                problems.append(f"{name}: AUTH_URL {url.geturl()!r} is no Service")
+                continue
+            if not selects(service["spec"].get("selector", {}), auth_labels):
+                problems.append(f"{name}: AUTH_URL's Service does not select auth")
+                continue
+            targets = {
+                s.get("targetPort", s["port"])
+                for s in service["spec"]["ports"]
+                if s["port"] == (url.port or 80)
+            }
+            ports = [
+                p
+                for c in auth["spec"]["containers"]
+                for p in c.get("ports", [])
+                if targets & {p["containerPort"], p.get("name")}
+            ]
+            if len(ports) != 1:
+                problems.append(f"{name}: AUTH_URL's port reaches {len(ports)} auth ports")
+                continue
+            if not _admitted(docs, labels, "Egress", auth_labels, ports[0]):
+                problems.append(f"{name}: its egress does not admit auth:{ports[0]}")
+            if not _admitted(docs, auth_labels, "Ingress", labels, ports[0]):
+                problems.append(f"{name}: auth's ingress does not admit it on {ports[0]}")
+    assert problems == []
+    assert checked >= {"gateway", "results"}
