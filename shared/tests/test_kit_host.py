@@ -27,6 +27,7 @@ from service_kit.jobs import PeriodicJob
 from service_kit.messaging.broker import EventBroker
 from service_kit.messaging.relay import OutboxRelay
 from service_kit.messaging.topology import QueueSpec
+from service_kit.revocations import RevocationFeed
 from service_kit.settings import KitSettings
 
 
@@ -125,6 +126,10 @@ def sample_host(journal: Journal, *, fail_on_start: bool = False) -> ServiceHost
         async def always_fine() -> None:
             return None
 
+        async def no_revocations(after: int) -> RevocationFeed:
+            journal.note("revocations read")
+            return RevocationFeed(revocations=[], next_after=after)
+
         return Parts(
             provides={Greeter: Greeter("hello")},
             consumers=[register],
@@ -133,6 +138,7 @@ def sample_host(journal: Journal, *, fail_on_start: bool = False) -> ServiceHost
             readiness=[Check("extra", always_fine, critical=False)],
             on_start=[on_start],
             on_stop=[closing],
+            revocations=no_revocations,
         )
 
     return ServiceHost(
@@ -174,11 +180,13 @@ async def test_parts_start_in_order_and_stop_in_designs_order(
     assert e("wired") < e("on_start") < e("relay started") < e("background started")
     assert e("background started") < e("consumer registered") < e("consumers started")
     assert e("job ran") < e("serving")
+    # Access tokens are checked against the revocations from before the first request.
+    assert e("on_start") < e("revocations read") < e("serving")
     # Stop: stop taking messages, then background and jobs, the relay's flush,
     # the service's own clients, and the pools last.
     assert e("serving") < e("consumers stopped") < e("background stopped") < e("relay stopped")
     assert e("relay stopped") < e("client closed") < e("database closed")
-    assert set(ready) == {"database", "redis", "extra", "rabbitmq"}
+    assert set(ready) == {"database", "redis", "extra", "rabbitmq", "revocations"}
     assert ready["redis"]["critical"] is False and ready["extra"]["critical"] is False
     assert all(check["ok"] for check in ready.values())
 

@@ -44,6 +44,30 @@ async def test_a_failing_run_is_counted_and_the_job_keeps_running(unique: str) -
     assert last_success(name) > 0
 
 
+async def test_a_failing_streak_is_logged_once_not_at_every_tick(
+    unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sub-second job failing while a dependency is down must not flood the logs."""
+    down = True
+
+    async def sync() -> None:
+        if down:
+            raise ConnectionError("auth is down")
+
+    name = f"streak-{unique}"
+    jobs = PeriodicJobs([PeriodicJob(name, sync, 0.01, jitter=0, first_run_after=0)])
+    with caplog.at_level("INFO", logger="service_kit.jobs"):
+        jobs.start()
+        await wait_until(lambda: runs(name, "failed") >= 20)
+        down = False
+        await wait_until(lambda: runs(name, "ok") >= 1)
+        await jobs.stop()
+
+    failures = [r for r in caplog.records if "failed (" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert any("succeeded after" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_trigger_runs_the_job_before_its_interval(unique: str) -> None:
     trigger = JobTrigger()
     ran = asyncio.Event()

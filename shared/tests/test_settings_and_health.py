@@ -16,7 +16,8 @@ def test_development_accepts_dev_defaults() -> None:
 def test_production_refuses_dev_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     with pytest.raises(
-        ValidationError, match="production for: CURSOR_SECRET, DATABASE_URL, RABBITMQ_URL"
+        ValidationError,
+        match="production for: CURSOR_SECRET, DATABASE_URL, RABBITMQ_URL, SERVICE_CLIENT_SECRET",
     ):
         KitSettings()
 
@@ -26,6 +27,7 @@ def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app:s3cret@db/results")
     monkeypatch.setenv("RABBITMQ_URL", "amqp://app:s3cret@mq:5672/")
     monkeypatch.setenv("CURSOR_SECRET", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("SERVICE_CLIENT_SECRET", "fedcba9876543210fedcba9876543210")
     assert KitSettings().environment == "production"
 
 

@@ -9,8 +9,11 @@ Nothing else starts or stops anything, so every service does it in one order.
 
 Start (in the app's lifespan):
 
-1. open the database and Redis pools; build the token verifier;
+1. open the database and Redis pools and the service credential (the token
+   verifier was built with the app);
 2. ``wire`` builds the service's components; ``on_start`` hooks run;
+   an API process loads the access-token revocations and keeps them current
+   (:mod:`service_kit.revocations`);
 3. with workers on (``RUN_WORKERS``): the outbox relay, periodic jobs and
    background services start, and the consumers start last, so a message is
    only taken once everything its handler uses is up.
@@ -48,6 +51,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
@@ -59,7 +63,9 @@ from service_kit.jobs import JobLeases, PeriodicJob, PeriodicJobs
 from service_kit.messaging.broker import EventBroker
 from service_kit.messaging.relay import OutboxRelay
 from service_kit.redis import create_redis, ping_redis
-from service_kit.security import TokenVerifier, token_verifier_from_settings
+from service_kit.revocations import RevocationList, RevocationSource, http_revocation_source
+from service_kit.security import TokenVerifier, internal_audience, token_verifier_from_settings
+from service_kit.service_credentials import ServiceTokens
 from service_kit.settings import KitSettings
 
 log = logging.getLogger(__name__)
@@ -103,6 +109,9 @@ class Parts(Generic[S]):
     """Run once the components exist, before workers start (e.g. bootstrap an admin)."""
     on_stop: Sequence[Hook] = ()
     """Run after the workers stopped, before the pools close, in reverse order."""
+    revocations: RevocationSource | None = None
+    """Where this service reads access-token revocations itself (auth: its own table);
+    default: auth's ``/internal/revocations`` with this service's credential."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,9 @@ class Kit(Generic[S]):
     redis: Redis
     workers: bool
     """Whether this process runs consumers, jobs and the relay."""
+    service_tokens: ServiceTokens
+    """This service's credential: ``service_tokens.auth("auth")`` for an ``httpx`` client
+    that calls another service's internal endpoints."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +178,14 @@ class ServiceHost(Generic[S]):
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             async with AsyncExitStack() as stack:
-                await self._start(app, settings, stack, workers=workers)
+                await self._start(app, settings, stack, workers=workers, api=bool(routers))
                 yield
 
         app = create_app(
             settings, title=self.title, version=self.version, routers=routers, lifespan=lifespan
         )
         app.state.provided = {}
+        app.state.internal_audience = internal_audience(settings.service_name)
         # Built now, not in the lifespan: tests replace it before startup.
         app.state.token_verifier = (
             self.token_verifier(settings)
@@ -187,13 +200,17 @@ class ServiceHost(Generic[S]):
         return app
 
     async def _start(
-        self, app: FastAPI, settings: S, stack: AsyncExitStack, *, workers: bool
+        self, app: FastAPI, settings: S, stack: AsyncExitStack, *, workers: bool, api: bool
     ) -> None:
         db = Database(settings)
         stack.push_async_callback(db.dispose)
         redis = create_redis(settings)
         stack.push_async_callback(redis.aclose)
-        kit = Kit(settings=settings, db=db, redis=redis, workers=workers)
+        tokens = ServiceTokens(
+            settings.auth_url, settings.client_id, settings.service_client_secret.get_secret_value()
+        )
+        stack.push_async_callback(tokens.aclose)
+        kit = Kit(settings=settings, db=db, redis=redis, workers=workers, service_tokens=tokens)
 
         parts = self.wire(kit)
         for hook in parts.on_stop:
@@ -217,8 +234,35 @@ class ServiceHost(Generic[S]):
 
         for hook in parts.on_start:
             await _call(hook)
+        if api:
+            await self._keep_revocations(app.state.token_verifier, kit, parts, stack, readiness)
         if workers:
             await self._start_workers(kit, parts, stack, readiness)
+
+    async def _keep_revocations(
+        self,
+        verifier: TokenVerifier,
+        kit: Kit[S],
+        parts: Parts[S],
+        stack: AsyncExitStack,
+        readiness: Readiness,
+    ) -> None:
+        """Loads the revocations before the first request and keeps them current."""
+        settings = kit.settings
+        if verifier.revocations is None:
+            source = parts.revocations
+            if source is None:
+                feed_client = httpx.AsyncClient(auth=kit.service_tokens.auth("auth"))
+                stack.push_async_callback(feed_client.aclose)
+                source = http_revocation_source(feed_client, settings.auth_url)
+            verifier.revocations = RevocationList(
+                source, max_staleness_seconds=settings.revocation_max_staleness_seconds
+            )
+        await verifier.revocations.load()
+        jobs = PeriodicJobs([verifier.revocations.sync_job(settings.revocation_poll_seconds)])
+        jobs.start()
+        stack.push_async_callback(jobs.stop)
+        readiness.add("revocations", verifier.revocations.ready)
 
     async def _start_workers(
         self, kit: Kit[S], parts: Parts[S], stack: AsyncExitStack, readiness: Readiness

@@ -57,6 +57,7 @@ JOB_LAST_SUCCESS = Gauge(
 )
 
 JobRun = Callable[[], Awaitable[object]]
+_FAILURE_LOG_INTERVAL_SECONDS = 60.0
 
 
 class JobTrigger:
@@ -183,6 +184,8 @@ class PeriodicJobs:
         self.jobs = {job.name: job for job in jobs}
         self._leases = leases
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, tuple[int, float]] = {}
+        """Job -> (failed runs in a row, when the last one was logged)."""
         for job in self.jobs.values():
             if job.once_across_replicas and leases is None:
                 raise ValueError(f"job {job.name} runs once across replicas: it needs leases")
@@ -238,7 +241,7 @@ class PeriodicJobs:
                 await job.run()
             ok = True
         except Exception:
-            log.exception("job %s failed; it runs again at its next tick", job.name)
+            self._log_failure(job)
         finally:
             # A run cancelled by stop() is neither a success nor a failure; its
             # lease is still released so another replica need not wait it out.
@@ -248,7 +251,26 @@ class PeriodicJobs:
         JOB_RUNS.labels(job.name, "ok" if ok else "failed").inc()
         if ok:
             JOB_LAST_SUCCESS.labels(job.name).set(time.time())
+            failures = self._failures.pop(job.name, None)
+            if failures is not None:
+                log.info("job %s succeeded after %d failed runs", job.name, failures[0])
         return ok
+
+    def _log_failure(self, job: PeriodicJob) -> None:
+        """Logs a failure with its traceback; a failing streak then once a minute.
+
+        A job with a sub-second interval (the revocation sync) failing while a
+        dependency is down would otherwise write a traceback twice a second.
+        """
+        count, logged_at = self._failures.get(job.name, (0, float("-inf")))
+        count += 1
+        now = time.monotonic()
+        if now - logged_at >= _FAILURE_LOG_INTERVAL_SECONDS:
+            log.exception(
+                "job %s failed (%d in a row); it runs again at its next tick", job.name, count
+            )
+            logged_at = now
+        self._failures[job.name] = (count, logged_at)
 
     async def _run_under_lease(self, job: PeriodicJob) -> None:
         assert self._leases is not None

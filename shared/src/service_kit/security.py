@@ -26,6 +26,7 @@ from fastapi import Depends, Request
 from jwt import PyJWK
 
 from service_kit.errors import ErrorCode, Forbidden, Unauthorized, UpstreamUnavailable
+from service_kit.revocations import RevocationList
 
 ALLOWED_ALGORITHMS = ("EdDSA",)
 MIN_REFETCH_SECONDS = 10.0
@@ -47,6 +48,25 @@ class Principal:
     expires_at: int
     session_id: str | None = None
     """The ``sid`` claim: the sign-in session (refresh-token family), when present."""
+    access_epoch: int = 0
+    """The ``access_epoch`` claim: the user's epoch when the token was issued (0 if absent);
+    a revocation of the user raises the epoch every valid token must have."""
+
+
+SERVICE_TOKEN_USE = "service"
+"""The ``token_use`` claim of a service token (user tokens have none)."""
+
+
+def internal_audience(service: str) -> str:
+    """The ``aud`` of service tokens that open ``service``'s internal endpoints."""
+    return f"internal:{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCaller:
+    """The verified service behind a call to an internal endpoint (the token's ``client_id``)."""
+
+    client_id: str
 
 
 class KeyNotFound(Exception):
@@ -166,24 +186,44 @@ class TokenVerifier:
     A token's signature cannot change, so a verified token is cached by its exact
     text (bounded LRU); ``exp`` is still checked on every use. This keeps the
     Ed25519 verify off the hot path of a client sending the same token repeatedly.
+    Revocation is checked on every use too, cached or not (``revocations``, set by
+    the service host; see :mod:`service_kit.revocations`).
 
     A token whose signature failed is remembered too (by its SHA-256, oldest out first,
     for ``_FORGED_CACHE_SECONDS``), so replaying one forgery with a known ``kid``
     costs a hash, not another verify. Only a bad signature is remembered: a key
     set that cannot be loaded (503) or an expired token says nothing lasting.
+
+    Service tokens (:meth:`verify_service`) are checked with the same keys but
+    their own audience, and are never taken for a user's (they have no user
+    ``sub`` and carry ``token_use: service``).
     """
 
     def __init__(
-        self, keys: JwksKeyStore, issuer: str, audience: str, leeway_seconds: int = 5
+        self,
+        keys: JwksKeyStore,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 5,
+        *,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self.revocations = revocations
         self._verified: OrderedDict[str, tuple[Principal, str]] = OrderedDict()
+        self._services: OrderedDict[str, tuple[ServiceCaller, str, int]] = OrderedDict()
         self._forged: OrderedDict[bytes, float] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
+        principal = await self._verify_user(token)
+        if self.revocations is not None:
+            self.revocations.check(principal.user_id, principal.session_id, principal.access_epoch)
+        return principal
+
+    async def _verify_user(self, token: str) -> Principal:
         cached = self._verified.get(token)
         if cached is not None:
             principal, kid = cached
@@ -195,6 +235,42 @@ class TokenVerifier:
                 return principal
             # The signing key was withdrawn (or the key set went stale): verify afresh.
             self._verified.pop(token, None)
+        claims, kid = await self._checked_claims(token, self._audience)
+        if claims.get("token_use") == SERVICE_TOKEN_USE:
+            raise Unauthorized()
+        try:
+            principal = Principal(
+                user_id=uuid.UUID(str(claims["sub"])),
+                role=str(claims["role"]),
+                email=str(claims.get("email", "")),
+                token_id=str(claims["jti"]),
+                expires_at=int(claims["exp"]),
+                session_id=str(claims["sid"]) if "sid" in claims else None,
+                access_epoch=int(claims.get("access_epoch", 0)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise Unauthorized() from exc
+        _remember(self._verified, token, (principal, kid), _VERIFIED_CACHE_SIZE)
+        return principal
+
+    async def verify_service(self, token: str, audience: str) -> ServiceCaller:
+        """The service a token for ``audience`` was issued to; 401 for anything else."""
+        cached = self._services.get(token)
+        if cached is not None:
+            caller, kid, expires_at = cached
+            if expires_at + self._leeway >= time.time() and self._keys.publishes(kid):
+                return caller
+            self._services.pop(token, None)
+        claims, kid = await self._checked_claims(token, audience)
+        client_id = claims.get("client_id")
+        if claims.get("token_use") != SERVICE_TOKEN_USE or not isinstance(client_id, str):
+            raise Unauthorized()
+        caller = ServiceCaller(client_id)
+        _remember(self._services, token, (caller, kid, int(claims["exp"])), 256)
+        return caller
+
+    async def _checked_claims(self, token: str, audience: str) -> tuple[dict[str, Any], str]:
+        """The claims of a token signed by a key of the JWKS for ``audience``, or 401/503."""
         digest = hashlib.sha256(token.encode()).digest()
         forged_at = self._forged.get(digest)
         if forged_at is not None:
@@ -202,18 +278,14 @@ class TokenVerifier:
                 raise Unauthorized()
             del self._forged[digest]
         try:
-            principal, kid = await self._verify_uncached(token)
+            return await self._decode(token, audience)
         except jwt.InvalidSignatureError as exc:
             self._forged[digest] = time.monotonic()
             if len(self._forged) > _FORGED_CACHE_SIZE:
                 self._forged.popitem(last=False)
             raise Unauthorized() from exc
-        self._verified[token] = (principal, kid)
-        if len(self._verified) > _VERIFIED_CACHE_SIZE:
-            self._verified.popitem(last=False)
-        return principal
 
-    async def _verify_uncached(self, token: str) -> tuple[Principal, str]:
+    async def _decode(self, token: str, audience: str) -> tuple[dict[str, Any], str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -230,11 +302,11 @@ class TokenVerifier:
             # Not the caller's fault: a 401 would make every client sign in again.
             raise UpstreamUnavailable("Access tokens cannot be verified right now.") from exc
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
                 algorithms=list(ALLOWED_ALGORITHMS),
-                audience=self._audience,
+                audience=audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
                 options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
@@ -242,21 +314,16 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized(code=ErrorCode.AUTH_TOKEN_EXPIRED) from exc
         except jwt.InvalidSignatureError:
-            raise  # verify() remembers the forgery
+            raise  # _checked_claims remembers the forgery
         except jwt.PyJWTError as exc:
             raise Unauthorized() from exc
-        try:
-            principal = Principal(
-                user_id=uuid.UUID(str(claims["sub"])),
-                role=str(claims["role"]),
-                email=str(claims.get("email", "")),
-                token_id=str(claims["jti"]),
-                expires_at=int(claims["exp"]),
-                session_id=str(claims["sid"]) if "sid" in claims else None,
-            )
-        except (KeyError, ValueError) as exc:
-            raise Unauthorized() from exc
-        return principal, kid
+        return claims, kid
+
+
+def _remember(cache: OrderedDict[str, Any], token: str, entry: Any, size: int) -> None:
+    cache[token] = entry
+    if len(cache) > size:
+        cache.popitem(last=False)
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -273,6 +340,7 @@ def bearer_token(authorization: str | None) -> str:
 def token_verifier_from_settings(
     jwks_url: str, issuer: str, audience: str, cache_seconds: float
 ) -> TokenVerifier:
+    """A verifier of the JWKS at ``jwks_url``; the service host adds its revocation list."""
     return TokenVerifier(JwksKeyStore(http_jwks_fetcher(jwks_url), cache_seconds), issuer, audience)
 
 

@@ -17,6 +17,9 @@ DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEV_CURSOR_SECRET = "dev-cursor-secret-not-for-production"
+# One development secret for every service's client credential: auth's default
+# SERVICE_CLIENTS holds its hash for each client. Refused in production.
+DEV_SERVICE_CLIENT_SECRET = "dev-service-client-secret-not-for-production"
 
 
 class DevSecretInProduction(ValueError):
@@ -30,7 +33,7 @@ class KitSettings(BaseSettings):
 
     # Fields (by name) whose dev default is refused in production. Subclasses extend it.
     dev_secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"database_url", "rabbitmq_url", "cursor_secret"}
+        {"database_url", "rabbitmq_url", "cursor_secret", "service_client_secret"}
     )
 
     service_name: str = Field("service", description="Name used in logs, metrics and traces.")
@@ -122,6 +125,38 @@ class KitSettings(BaseSettings):
     )
     jwks_cache_seconds: int = Field(300, ge=1, description="How long a fetched JWKS is trusted.")
 
+    auth_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="Base URL of the auth service: its internal endpoints (service tokens, "
+        "revocations, user lookups) are called there, never through the gateway.",
+    )
+    service_client_id: str = Field(
+        "",
+        description="This service's client id for service tokens (docs/adr/0011); empty: "
+        "SERVICE_NAME.",
+    )
+    service_client_secret: SecretStr = Field(
+        SecretStr(DEV_SERVICE_CLIENT_SECRET),
+        min_length=16,
+        description="This service's client secret, exchanged at auth for short-lived tokens "
+        "that open other services' `/internal` endpoints. From the service's own Kubernetes "
+        "Secret; auth keeps its SHA-256 in `SERVICE_CLIENTS`.",
+    )
+    revocation_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="How often this process asks auth for new access-token revocations "
+        "(logout, deactivation, role change...): a revoked token is refused here at most "
+        "this long (plus one round trip) after auth recorded it.",
+    )
+    revocation_max_staleness_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="How long the revocations already held stay trusted while auth cannot be "
+        "reached; past it (and before the first sync) tokens are answered with 503.",
+    )
+
     run_workers: bool = Field(
         True,
         description="Run this service's message consumers, outbox relay and periodic jobs "
@@ -155,6 +190,11 @@ class KitSettings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         2.0, gt=0, description="Per-dependency /readyz budget."
     )
+
+    @property
+    def client_id(self) -> str:
+        """The client id of this service's credential (``SERVICE_CLIENT_ID`` or its name)."""
+        return self.service_client_id or self.service_name
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> KitSettings:
