@@ -21,12 +21,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
-from aiohttp import web
+from aiohttp import BasicAuth, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
@@ -89,6 +90,10 @@ class FakeUpstreams:
 
     def __init__(self) -> None:
         self.jwks_keys: list[dict[str, Any]] = []
+        # auth's revocation feed (records as /internal/revocations answers them),
+        # and the service tokens handed out (token -> client id).
+        self.revocations: list[dict[str, Any]] = []
+        self.service_tokens: dict[str, str] = {}
         self.openapi: dict[str, dict[str, Any] | None] = {}
         self.hits: list[Hit] = []
         self.ports: dict[str, int] = {}
@@ -132,12 +137,43 @@ class FakeUpstreams:
     def hits_for(self, request_id: str) -> list[Hit]:
         return [h for h in list(self.hits) if h.request_id == request_id]
 
+    def revoke_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        self._revoke({"user_id": str(user_id), "session_id": str(session_id)})
+
+    def raise_epoch(self, user_id: uuid.UUID, min_access_epoch: int) -> None:
+        self._revoke({"user_id": str(user_id), "min_access_epoch": min_access_epoch})
+
+    def _revoke(self, scope: dict[str, Any]) -> None:
+        expires = datetime.fromtimestamp(time.time() + 960, UTC).isoformat()
+        self.revocations.append({"seq": len(self.revocations) + 1, "expires_at": expires, **scope})
+
+    async def _auth_internal(self, request: web.Request) -> web.Response:
+        """auth's token endpoint and revocation feed, as docs/adr/0011 describes them."""
+        if request.path == "/internal/oauth/token":
+            form = await request.post()
+            basic = BasicAuth.decode(request.headers.get("Authorization", ""))
+            token = f"svc-{uuid.uuid4().hex}"
+            self.service_tokens[token] = basic.login
+            assert form["grant_type"] == "client_credentials"
+            return web.json_response({"access_token": token, "expires_in": 300})
+        if request.path == "/internal/revocations":
+            _, _, token = request.headers.get("Authorization", "").partition(" ")
+            if token not in self.service_tokens:
+                return web.json_response({"error": {"code": "AUTH_TOKEN_MISSING"}}, status=401)
+            after = int(request.query.get("after", "0"))
+            return web.json_response(
+                {"revocations": self.revocations[after:], "next_after": len(self.revocations)}
+            )
+        return web.json_response({"error": {"code": "NOT_FOUND"}}, status=404)
+
     # -- the handler
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.app[UPSTREAM_NAME]
         path = request.path
         if name == "auth" and path == "/.well-known/jwks.json" and request.method == "GET":
             return web.json_response({"keys": list(self.jwks_keys)})
+        if name == "auth" and path.startswith("/internal/"):
+            return await self._auth_internal(request)
         if path == "/openapi.json":
             doc = self.openapi.get(name)
             if doc is None:

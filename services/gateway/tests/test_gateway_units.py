@@ -213,8 +213,17 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.cors_origins == frozenset({"http://localhost:5173"})
     assert settings.upstreams["results"] == "http://127.0.0.1:8002"
     assert settings.upstream_keepalive_seconds < 75
-    prod = GatewaySettings(_env_file=None, environment="production")  # type: ignore[call-arg]
+    prod = GatewaySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        service_client_secret="a long production client secret",
+    )
     assert prod.gateway_jwt_required
+
+
+def test_production_refuses_the_development_client_secret() -> None:
+    with pytest.raises(ValidationError, match="production for: SERVICE_CLIENT_SECRET"):
+        GatewaySettings(_env_file=None, environment="production")  # type: ignore[call-arg]
 
 
 async def test_batched_limiter_counts_locally_and_shares_through_redis() -> None:

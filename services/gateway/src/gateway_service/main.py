@@ -6,13 +6,16 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from service_kit.asgi import RequestIdMiddleware, UnhandledErrorMiddleware
 from service_kit.health import Readiness
 from service_kit.jobs import PeriodicJobs
 from service_kit.logging import configure_logging
 from service_kit.metrics import PrometheusMiddleware
 from service_kit.redis import create_redis
+from service_kit.revocations import RevocationList, http_revocation_source
 from service_kit.security import token_verifier_from_settings
+from service_kit.service_credentials import ServiceTokens
 from service_kit.tracing import setup_tracing
 from starlette.types import ASGIApp
 
@@ -35,13 +38,24 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     proxy = UpstreamProxy(settings)
     limiter = rate_limiter_for(settings, redis)
     verifier = None
+    revocations: RevocationList | None = None
+    tokens = ServiceTokens(
+        settings.auth_url, settings.client_id, settings.service_client_secret.get_secret_value()
+    )
+    # auth's revocation feed, read with the gateway's service token (docs/adr/0011).
+    feed_client = httpx.AsyncClient(auth=tokens.auth("auth"))
     if settings.gateway_jwt_required:
+        revocations = RevocationList(
+            http_revocation_source(feed_client, settings.auth_url),
+            max_staleness_seconds=settings.revocation_max_staleness_seconds,
+        )
         verifier = token_verifier_from_settings(
             settings.jwks_url,
             settings.jwt_issuer,
             settings.jwt_audience,
             settings.jwks_cache_seconds,
         )
+        verifier.revocations = revocations
     # With several workers the supervisor process serves the merged metrics (__main__).
     metrics_port = settings.gateway_metrics_port if settings.gateway_workers == 1 else 0
     metrics_server = MetricsServer(settings.gateway_metrics_host, metrics_port)
@@ -65,6 +79,8 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     # take every replica out of the Service (that would turn a slowdown into an outage).
     readiness.add("redis", redis.ping, critical=False)
     readiness.add("jwks", jwks_reachable)
+    if revocations is not None:
+        readiness.add("revocations", revocations.ready)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -74,7 +90,13 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             await proxy.start()
             stack.push_async_callback(proxy.close)
             stack.push_async_callback(limiter.close)
-            jobs = PeriodicJobs(limiter.periodic_jobs())
+            stack.push_async_callback(tokens.aclose)
+            stack.push_async_callback(feed_client.aclose)
+            periodic = list(limiter.periodic_jobs())
+            if revocations is not None:
+                await revocations.load()
+                periodic.append(revocations.sync_job(settings.revocation_poll_seconds))
+            jobs = PeriodicJobs(periodic)
             jobs.start()
             stack.push_async_callback(jobs.stop)
             metrics_server.start()

@@ -22,7 +22,9 @@ class GatewaySettings(KitSettings):
 
     # The gateway uses neither Postgres nor RabbitMQ, so their dev defaults are
     # harmless here; refusing them would force operators to set unused variables.
-    dev_secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # Its client secret is its own: with the development one, anybody could read
+    # auth's revocations as the gateway.
+    dev_secret_fields: ClassVar[frozenset[str]] = frozenset({"service_client_secret"})
 
     service_name: str = Field("gateway", description="Name used in logs, metrics and traces.")
 
@@ -48,7 +50,6 @@ class GatewaySettings(KitSettings):
         ),
     )
 
-    auth_url: str = Field("http://127.0.0.1:8001", description="Base URL of the auth service.")
     results_url: str = Field(
         "http://127.0.0.1:8002", description="Base URL of the results service."
     )
