@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ from service_kit.messaging.topology import (
     declare_events_exchange,
     delete_consumer_queues,
 )
+from service_kit.revocations import RevocationFeed, RevocationList, RevocationRecord
 from service_kit.security import JwksKeyStore, TokenVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -61,9 +63,11 @@ class JwtKeys:
         user_id: uuid.UUID,
         role: str,
         ttl_seconds: int = 300,
+        session_id: uuid.UUID | None = None,
+        access_epoch: int | None = None,
     ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "sub": str(user_id),
             "role": role,
             "email": f"{role}-{user_id.hex[:6]}@example.edu",
@@ -73,14 +77,70 @@ class JwtKeys:
             "exp": now + ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
+        if access_epoch is not None:
+            claims["access_epoch"] = access_epoch
+        return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def service_token(
+        self,
+        settings: ResultsSettings,
+        *,
+        client_id: str = "bulk",
+        audience: str = "internal:results",
+    ) -> str:
+        """A service token as auth issues them (docs/adr/0011)."""
+        now = int(time.time())
+        claims = {
+            "sub": f"service:{client_id}",
+            "client_id": client_id,
+            "token_use": "service",
+            "iss": settings.jwt_issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid})
 
 
-def static_verifier(keys: JwtKeys, settings: ResultsSettings) -> TokenVerifier:
+class RevocationBoard:
+    """auth's revocation feed, in memory: tests revoke by adding records."""
+
+    def __init__(self) -> None:
+        self.records: list[RevocationRecord] = []
+
+    def revoke_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        self._add(user_id, session_id=session_id)
+
+    def raise_epoch(self, user_id: uuid.UUID, min_access_epoch: int) -> None:
+        self._add(user_id, min_access_epoch=min_access_epoch)
+
+    def _add(self, user_id: uuid.UUID, **scope: Any) -> None:
+        expires = datetime.fromtimestamp(time.time() + 960, UTC)
+        self.records.append(
+            RevocationRecord(
+                seq=len(self.records) + 1, user_id=user_id, expires_at=expires, **scope
+            )
+        )
+
+    async def __call__(self, after: int) -> RevocationFeed:
+        return RevocationFeed(revocations=self.records[after:], next_after=len(self.records))
+
+
+def static_verifier(
+    keys: JwtKeys, settings: ResultsSettings, board: RevocationBoard | None = None
+) -> TokenVerifier:
     async def fetch() -> Mapping[str, Any]:
         return keys.jwks
 
-    return TokenVerifier(JwksKeyStore(fetch, 300), settings.jwt_issuer, settings.jwt_audience)
+    return TokenVerifier(
+        JwksKeyStore(fetch, 300),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        revocations=RevocationList(board or RevocationBoard(), max_staleness_seconds=3600),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,12 +163,17 @@ def caller(keys: JwtKeys, settings: ResultsSettings, role: str) -> Caller:
 
 @dataclass
 class AuthStub:
-    """Students auth knows; ``lookups`` records each call's numbers; ``failing`` -> 503."""
+    """Students auth knows; ``lookups`` records each call's numbers; ``failing`` -> 503.
+
+    Like auth, it hands out service tokens (``issued``: token -> client id of the
+    Basic credential) and answers a lookup without one of them 401.
+    """
 
     url: str = ""
     students: dict[str, dict[str, Any]] = field(default_factory=dict)
     lookups: list[list[str]] = field(default_factory=list)
     failing: bool = False
+    issued: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_student(self, number: str, *, active: bool = True) -> uuid.UUID:
@@ -140,7 +205,21 @@ def _free_port() -> int:
 def start_auth_stub() -> tuple[AuthStub, Callable[[], None]]:
     stub = AuthStub()
 
+    async def service_token(request: Request) -> JSONResponse:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Basic":
+            return JSONResponse({"error": {"code": "AUTH_INVALID_CREDENTIALS"}}, status_code=401)
+        client_id = base64.b64decode(encoded).decode().partition(":")[0]
+        token = f"svc-{uuid.uuid4().hex}"
+        with stub.lock:
+            stub.issued[token] = client_id
+        return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": 300})
+
     async def lookup(request: Request) -> JSONResponse:
+        _, _, token = request.headers.get("authorization", "").partition(" ")
+        with stub.lock:
+            if token not in stub.issued:
+                return JSONResponse({"error": {"code": "AUTH_TOKEN_MISSING"}}, status_code=401)
         body = await request.json()
         numbers = list(body["student_numbers"])
         with stub.lock:
@@ -150,7 +229,12 @@ def start_auth_stub() -> tuple[AuthStub, Callable[[], None]]:
             found = [stub.students[n] for n in numbers if n in stub.students]
         return JSONResponse({"items": found})
 
-    app = Starlette(routes=[Route("/internal/students/lookup", lookup, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/internal/oauth/token", service_token, methods=["POST"]),
+            Route("/internal/students/lookup", lookup, methods=["POST"]),
+        ]
+    )
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -31,7 +31,10 @@ from results_service.settings import SCHEMA, ResultsSettings
 
 def wire(kit: Kit[ResultsSettings]) -> Parts[ResultsSettings]:
     s, db, redis = kit.settings, kit.db, kit.redis
-    http = httpx.AsyncClient(timeout=s.auth_lookup_timeout_seconds)
+    # Carries results' service token: auth's internal endpoints refuse calls without one.
+    http = httpx.AsyncClient(
+        timeout=s.auth_lookup_timeout_seconds, auth=kit.service_tokens.auth("auth")
+    )
     lookup = AuthStudentLookup(http, s.auth_url, batch_size=s.auth_lookup_batch_size)
     writers = RecentWriters(
         redis, key_prefix=f"{s.redis_key_prefix}results:", ttl_seconds=s.read_your_writes_seconds

@@ -31,11 +31,6 @@ class ResultsSettings(KitSettings):
     results_host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     results_port: int = Field(8002, ge=1, le=65535, description="Port the HTTP server listens on.")
 
-    auth_url: str = Field(
-        "http://127.0.0.1:8001",
-        description="Base URL of the auth service's internal API, used to look up students "
-        "missing from the local read model (`POST /internal/students/lookup`).",
-    )
     auth_lookup_timeout_seconds: float = Field(
         3.0, gt=0, description="Timeout of one call to auth's student lookup."
     )

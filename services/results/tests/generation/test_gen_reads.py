@@ -260,17 +260,47 @@ async def test_published_results_are_cached_under_the_generation(
 
 
 async def test_internal_export_streams_every_result_as_ndjson(
-    client: AsyncClient, db: Database, admin: Caller
+    client: AsyncClient, db: Database, admin: Caller, jwt_keys: JwtKeys, settings: Any
 ) -> None:
     exam_id, _ = await _worked_exam(db, client, admin)
-    response = await client.get(f"/internal/exams/{exam_id}/results.ndjson")
+    bulk = {"Authorization": f"Bearer {jwt_keys.service_token(settings)}"}
+    response = await client.get(f"/internal/exams/{exam_id}/results.ndjson", headers=bulk)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
     lines = [orjson.loads(line) for line in response.content.splitlines()]
     assert [r["student_number"] for r in lines] == ["S1", "S2", "S3", "S4"]
     listed = (await client.get(f"/api/v1/exams/{exam_id}/results", headers=admin.headers)).json()
     assert lines == listed["items"]
-    assert (await client.get(f"/internal/exams/{uuid.uuid4()}/results.ndjson")).status_code == 404
+    unknown = await client.get(f"/internal/exams/{uuid.uuid4()}/results.ndjson", headers=bulk)
+    assert unknown.status_code == 404
+
+
+async def test_internal_export_needs_a_service_token_for_results(
+    client: AsyncClient, db: Database, admin: Caller, jwt_keys: JwtKeys, settings: Any
+) -> None:
+    """Before: anyone who reached the port read a draft exam's results."""
+    exam_id, _ = await _worked_exam(db, client, admin)
+    url = f"/internal/exams/{exam_id}/results.ndjson"
+    for_auth = jwt_keys.service_token(settings, client_id="results", audience="internal:auth")
+
+    for headers in (
+        {},
+        admin.headers,  # a user's token, even an admin's
+        {"Authorization": f"Bearer {for_auth}"},  # a service token for another service
+        {"Authorization": "Bearer garbage"},
+    ):
+        response = await client.get(url, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json()["error"]["code"] in ("AUTH_TOKEN_MISSING", "AUTH_TOKEN_INVALID")
+        assert b"student_number" not in response.content
+
+
+async def test_a_service_token_opens_no_public_route(
+    client: AsyncClient, jwt_keys: JwtKeys, settings: Any
+) -> None:
+    bulk = {"Authorization": f"Bearer {jwt_keys.service_token(settings)}"}
+
+    assert (await client.get("/api/v1/exams", headers=bulk)).status_code == 401
 
 
 async def test_lists_use_the_replica_except_for_whoever_just_generated(

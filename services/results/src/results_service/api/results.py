@@ -15,6 +15,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
+from service_kit import service_credentials
 from service_kit.errors import NotFound, UpstreamUnavailable
 from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page
 from service_kit.security import CurrentUser, Principal, require_role
@@ -34,7 +35,8 @@ from results_service.store.results import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
-internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
+# Only our services, with a service token for results (bulk's exports), get in.
+internal_router = service_credentials.internal_router()
 
 StudentUser = Annotated[Principal, Depends(require_role("student"))]
 STAFF = frozenset({"admin", "examiner"})
