@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +42,16 @@ class E2E:
 
 @pytest.fixture(scope="session")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    with running_suite(tmp_path_factory.mktemp("e2e")) as suite:
+        yield suite
+
+
+@contextmanager
+def running_suite(tmp: Path) -> Iterator[E2E]:
+    """A whole suite of its own (database, ports, prefixes), stopped and dropped after."""
     run_id = uuid.uuid4().hex[:10]
     database = f"e2e_{run_id}"
     database_url = asyncio.run(create_database(database))
-    tmp = tmp_path_factory.mktemp("e2e")
     ports = {s.name: free_port() for s in SERVICES}
     # Origins of the browser test's pages: one allowed, one refused.
     page_ports = {"allowed": free_port(), "refused": free_port()}
@@ -59,6 +66,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         "ADMIN_EMAIL": ADMIN_EMAIL,
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "CORS_ALLOW_ORIGINS": ",".join(origins),
+        # Free, not 9100: another suite (or `make run`) may be up beside this one.
+        "GATEWAY_METRICS_PORT": str(free_port()),
         "LOGIN_MAX_FAILURES_PER_EMAIL": "5",
         "LOGIN_MAX_ATTEMPTS_PER_IP": "1000",
         "LOG_JSON": "true",

@@ -238,7 +238,8 @@ PATCH_PROBLEMS: list[tuple[dict[str, Any], str, str]] = [
     ({"full_name": None}, "full_name", "NULL_NOT_ALLOWED"),
     ({"active": None}, "active", "NULL_NOT_ALLOWED"),
     ({"email": "new@example.edu"}, "email", "EXTRA_FORBIDDEN"),
-    ({"active": "maybe"}, "active", "BOOL_PARSING"),
+    # Strict: not even "true" or 1 is read as a boolean (test_user_patch_strict.py).
+    ({"active": "maybe"}, "active", "BOOL_TYPE"),
 ]
 
 

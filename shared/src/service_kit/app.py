@@ -1,8 +1,9 @@
 """Builds a service's FastAPI app the same way for every service.
 
 A service's ``main.py`` calls :func:`create_app` with its settings, routers and
-lifespan; the kit adds the error envelope, request ids, metrics, health and
-tracing, so no service can forget one of them.
+lifespan; the kit adds the error envelope, request ids, metrics, health,
+tracing and an OpenAPI document that lists every error answer, so no service
+can forget one of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from service_kit.handlers import install_error_handlers
 from service_kit.health import Readiness, healthz, readyz
 from service_kit.logging import configure_logging
 from service_kit.metrics import PrometheusMiddleware, metrics_app
+from service_kit.openapi import install_openapi
 from service_kit.request_guards import ForbiddenCharacterMiddleware, check_json_body
 from service_kit.settings import KitSettings
 from service_kit.tracing import setup_tracing
@@ -76,6 +78,8 @@ def create_app(
     app.state.settings = settings
     app.state.readiness = Readiness(settings.readiness_timeout_seconds)
     install_error_handlers(app)
+    # /openapi.json lists every failure a route can answer, in the envelope.
+    install_openapi(app)
     app.add_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from service_kit.context import current_request_id
 from service_kit.detail_codes import PARSING_CODES
@@ -127,12 +128,33 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return envelope_response(422, ErrorCode.VALIDATION_FAILED, None, details)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+def _allowed_methods(request: Request) -> str:
+    """Every method of the request path's resource, for ``Allow`` (RFC 9110).
+
+    Starlette names only the methods of the first route whose path matches, so a
+    path with a GET and a POST route answered ``Allow: GET`` alone. Of the routes
+    that match, those with the fewest path parameters name the resource: a
+    literal segment beats a parameter (``/results/generate`` is the generate
+    action, though ``/results/{student_number}`` matches it too).
+    """
+    matched: list[tuple[int, set[str]]] = []
+    for route in routing.iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            matched.append((len(route.param_convertors), set(route.methods or ())))
+    fewest = min((params for params, _ in matched), default=0)
+    methods = set().union(*(names for params, names in matched if params == fewest))
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_TO_CODE.get(exc.status_code)
     if code is None:
         code = ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
     headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     return envelope_response(exc.status_code, code, None, (), headers or None)
 
 

@@ -12,15 +12,18 @@ together with every other problem of the body. A field whose null is a value
         term: Annotated[Term | None, NULL_CLEARS] = None    # null clears the term
 
 The route reads what the client sent with :meth:`PatchModel.sent_fields`
-(``exclude_unset``), never by comparing with ``None``.
+(``exclude_unset``), never by comparing with ``None``. The JSON schema (and so
+the OpenAPI document) says the same: a field whose null is refused is not
+nullable there, and no field has a default.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from service_kit.detail_codes import DetailCode
 
@@ -58,6 +61,28 @@ class PatchModel(BaseModel):
             "{field} cannot be null; leave it out to keep it as it is",
             {"field": name},
         )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        target = handler.resolve_ref_schema(json_schema)
+        for name, prop in target.get("properties", {}).items():
+            field = cls.model_fields.get(name)
+            # "Left out" is not null: the None default says nothing a client may send.
+            prop.pop("default", None)
+            if field is None or any(m is NULL_CLEARS for m in field.metadata):
+                continue
+            alternatives = [s for s in prop.get("anyOf", ()) if s != {"type": "null"}]
+            if "anyOf" in prop and len(alternatives) == 1:
+                # The field's own keywords (json_schema_extra) win over the type's.
+                outer = {k: v for k, v in prop.items() if k != "anyOf"}
+                prop.clear()
+                prop.update({**alternatives[0], **outer})
+            elif "anyOf" in prop:
+                prop["anyOf"] = alternatives
+        return json_schema
 
     def sent_fields(self) -> dict[str, Any]:
         """The fields the client sent, by name, in declaration order (``exclude_unset``).

@@ -7,6 +7,14 @@ renamed in the later one (``Error`` -> ``BulkError``) and its ``$ref``s are
 rewritten. The merged document is cached briefly; an upstream that does not
 answer is skipped and named in ``x-unavailable``, and such a partial document
 is cached for a shorter time so the gap closes soon after the upstream is back.
+
+The gateway's own answers are added to every operation they can meet
+(:func:`add_gateway_answers`), in the kit's envelope (the ``Error`` component
+is the kit's; an upstream's different one is renamed like any other): 401 and
+the ``bearerAuth`` requirement where a token is checked before any upstream
+call, 429 for the per-user limit there, 413 over the body limit, 503 when the
+upstream is down or too slow, 404 for a path the gateway will not route, and
+the header and URL limits (414, 431) when the catalog has codes for them.
 """
 
 from __future__ import annotations
@@ -18,10 +26,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from service_kit.errors import CATALOG, ErrorCode
+from service_kit.openapi import (
+    BEARER_AUTH,
+    BEARER_SCHEME,
+    add_error,
+    error_schemas,
+    operations,
+)
 
 from gateway_service.proxy.client import UpstreamClient
 from gateway_service.proxy.errors import UpstreamError
-from gateway_service.routing import match_route
+from gateway_service.routing import match_route, needs_token
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +66,12 @@ def merge_documents(
 ) -> Document:
     """Merges upstream documents (name -> document, None if unavailable)."""
     paths: dict[str, Any] = {}
-    components: dict[str, dict[str, Any]] = {}
+    # The gateway's own answers refer to the kit's envelope: it comes first, so an
+    # upstream whose Error differs is the one renamed.
+    components: dict[str, dict[str, Any]] = {
+        "schemas": error_schemas(),
+        "securitySchemes": {BEARER_AUTH: dict(BEARER_SCHEME)},
+    }
     tags: dict[str, Any] = {}
     unavailable = [name for name, doc in documents.items() if doc is None]
     openapi_version = "3.1.0"
@@ -92,7 +113,48 @@ def merge_documents(
     if tags:
         merged["tags"] = list(tags.values())
     merged["x-unavailable"] = unavailable
+    add_gateway_answers(merged)
     return merged
+
+
+def _codes_of_status(status: int) -> list[ErrorCode]:
+    return [code for code, entry in CATALOG.items() if entry.status == status]
+
+
+def add_gateway_answers(document: Document) -> None:
+    """Documents what the gateway itself answers, on every operation it can meet."""
+    for path, method, operation in operations(document):
+        route = match_route(path)
+        if route is None:
+            continue
+        if needs_token(route, method.upper(), path):
+            # Checked at the gateway before any upstream is called (API.md).
+            operation["security"] = [{BEARER_AUTH: []}]
+            for code in (
+                ErrorCode.AUTH_TOKEN_MISSING,
+                ErrorCode.AUTH_TOKEN_INVALID,
+                ErrorCode.AUTH_TOKEN_EXPIRED,
+            ):
+                add_error(operation, code)
+            add_error(operation, ErrorCode.RATE_LIMITED, "the caller's requests per minute")
+            add_error(
+                operation,
+                ErrorCode.UPSTREAM_UNAVAILABLE,
+                "access tokens cannot be verified right now",
+            )
+        if "{" in path:
+            add_error(operation, ErrorCode.NOT_FOUND, "a path segment the gateway does not route")
+        if "requestBody" in operation:
+            limit = "MAX_UPLOAD_BYTES" if route.upload else "MAX_BODY_BYTES"
+            add_error(operation, ErrorCode.PAYLOAD_TOO_LARGE, f"the body is over {limit}")
+        add_error(
+            operation,
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            f"the {route.upstream} service is down or slow",
+        )
+        for status, why in ((414, "the URL is too long"), (431, "the headers are too large")):
+            for code in _codes_of_status(status):
+                add_error(operation, code, why)
 
 
 class OpenApiDocument:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from service_kit.errors import ErrorCode
+from service_kit.openapi import raises
 
 from auth_service.api.deps import AccountsDep, ClientAddress, SessionsDep, SignedIn
 from auth_service.api.schemas import (
@@ -26,6 +28,7 @@ def _tokens(pair: TokenPair, response: Response) -> TokenPairOut:
 
 
 @router.post("/login")
+@raises(ErrorCode.AUTH_INVALID_CREDENTIALS, ErrorCode.AUTH_RATE_LIMITED)
 async def login(
     body: LoginIn, sessions: SessionsDep, address: ClientAddress, response: Response
 ) -> TokenPairOut:
@@ -33,6 +36,7 @@ async def login(
 
 
 @router.post("/refresh")
+@raises(ErrorCode.AUTH_REFRESH_INVALID, ErrorCode.AUTH_REFRESH_REUSED)
 async def refresh(body: RefreshIn, sessions: SessionsDep, response: Response) -> TokenPairOut:
     return _tokens(await sessions.refresh(body.refresh_token), response)
 
@@ -49,6 +53,8 @@ async def me(caller: SignedIn) -> UserOut:
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+# A wrong current password counts toward the sign-in limit of the caller's email.
+@raises(ErrorCode.AUTH_RATE_LIMITED)
 async def change_password(
     body: PasswordChangeIn, caller: SignedIn, sessions: SessionsDep
 ) -> Response:

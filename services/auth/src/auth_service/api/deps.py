@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from service_kit.errors import Forbidden, Unauthorized
+from service_kit.errors import ErrorCode, Forbidden, Unauthorized
 from service_kit.host import Provided
+from service_kit.openapi import raises
 from service_kit.security import CurrentUser, Principal
 
 from auth_service.api.client_address import client_address
@@ -66,6 +67,7 @@ async def _signed_in(principal: CurrentUser, request: Request, accounts: Account
 SignedIn = Annotated[Caller, Depends(_signed_in)]
 
 
+@raises(ErrorCode.FORBIDDEN)
 async def _admin(caller: SignedIn) -> Caller:
     if caller.user.role is not Role.ADMIN:
         raise Forbidden()

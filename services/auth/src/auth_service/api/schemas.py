@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from service_kit.patch import PatchModel
 
-from auth_service.domain.passwords import MAX_PASSWORD_LENGTH
-from auth_service.domain.users import Role, User
+from auth_service.domain.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from auth_service.domain.users import (
+    MAX_EMAIL_LENGTH,
+    MAX_FULL_NAME_LENGTH,
+    MAX_STUDENT_NUMBER_LENGTH,
+    Role,
+    User,
+)
 from auth_service.usecases.sessions import TokenPair
 
 MAX_STUDENT_LOOKUP = 5000
 # Generous bounds that only stop absurd bodies; the domain rules say what is valid.
 _TEXT = 1024
 _TOKEN = 512
+# The domain's rules, stated for the OpenAPI document only (json_schema_extra):
+# the domain checks them, so a body's every problem shows in one 422 with its
+# own detail code (EMAIL_INVALID, PASSWORD_TOO_SHORT, INVALID_ROLE, ...).
+_EMAIL: dict[str, Any] = {"format": "email", "maxLength": MAX_EMAIL_LENGTH}
+_NEW_PASSWORD: dict[str, Any] = {"minLength": MIN_PASSWORD_LENGTH}
+_FULL_NAME: dict[str, Any] = {"maxLength": MAX_FULL_NAME_LENGTH, "pattern": r"\S"}
+_ROLE: dict[str, Any] = {"enum": [r.value for r in Role]}
+_STUDENT_NUMBER: dict[str, Any] = {"maxLength": MAX_STUDENT_NUMBER_LENGTH, "pattern": r"\S"}
 
 
 class _Body(BaseModel):
@@ -26,7 +40,7 @@ class _Body(BaseModel):
 
 
 class LoginIn(_Body):
-    email: str = Field(max_length=_TEXT)
+    email: str = Field(max_length=_TEXT, json_schema_extra=_EMAIL)
     password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
@@ -36,12 +50,18 @@ class RefreshIn(_Body):
 
 class PasswordChangeIn(_Body):
     current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
-    new_password: str = Field(description="At least 10 characters.")
+    new_password: str = Field(
+        description="At least 10 characters.",
+        json_schema_extra={**_NEW_PASSWORD, "maxLength": MAX_PASSWORD_LENGTH},
+    )
 
 
 class PasswordResetIn(_Body):
     token: str = Field(max_length=_TOKEN, description="The invitation token.")
-    new_password: str = Field(description="At least 10 characters.")
+    new_password: str = Field(
+        description="At least 10 characters.",
+        json_schema_extra={**_NEW_PASSWORD, "maxLength": MAX_PASSWORD_LENGTH},
+    )
 
 
 class TokenPairOut(BaseModel):
@@ -60,21 +80,59 @@ class TokenPairOut(BaseModel):
 
 
 class UserCreateIn(_Body):
-    email: str = Field(max_length=_TEXT)
-    full_name: str = Field(max_length=_TEXT)
-    role: str = Field(max_length=_TEXT, description="admin, examiner or student.")
-    student_number: str | None = Field(None, max_length=_TEXT)
+    # A student has a student number, nobody else has one (API.md); a blank one is
+    # no number (spreadsheets leave blanks).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": Role.STUDENT.value}}, "required": ["role"]},
+            "then": {
+                "properties": {"student_number": {"type": "string", "pattern": r"\S"}},
+                "required": ["student_number"],
+            },
+            "else": {
+                "properties": {
+                    "student_number": {
+                        "anyOf": [{"type": "null"}, {"type": "string", "pattern": r"^\s*$"}]
+                    }
+                }
+            },
+        }
+    )
+
+    email: str = Field(max_length=_TEXT, json_schema_extra=_EMAIL)
+    full_name: str = Field(max_length=_TEXT, json_schema_extra=_FULL_NAME)
+    role: str = Field(
+        max_length=_TEXT, description="admin, examiner or student.", json_schema_extra=_ROLE
+    )
+    student_number: str | None = Field(
+        None,
+        max_length=_TEXT,
+        description="Required for students, unique; null for others.",
+        json_schema_extra={"anyOf": [{"type": "string", **_STUDENT_NUMBER}, {"type": "null"}]},
+    )
     password: str | None = Field(
-        None, description="Without one the account is invited (inactive until reset)."
+        None,
+        description="At least 10 characters. Without one the account is invited "
+        "(inactive until reset).",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", **_NEW_PASSWORD, "maxLength": MAX_PASSWORD_LENGTH},
+                {"type": "null"},
+            ]
+        },
     )
 
 
 class UserPatchIn(PatchModel):
     """Fields left out stay as they are; none of them may be null."""
 
-    full_name: str | None = Field(None, max_length=_TEXT)
-    role: str | None = Field(None, max_length=_TEXT, description="admin, examiner or student.")
-    active: bool | None = None
+    full_name: str | None = Field(None, max_length=_TEXT, json_schema_extra=_FULL_NAME)
+    role: str | None = Field(
+        None, max_length=_TEXT, description="admin, examiner or student.", json_schema_extra=_ROLE
+    )
+    # Strict: 0, 1 or "false" for a flag that deactivates accounts is a client's
+    # mistake, refused (422 BOOL_TYPE), not guessed at.
+    active: StrictBool | None = None
 
 
 class UserOut(BaseModel):

@@ -6,6 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from service_kit.errors import ErrorCode
+from service_kit.openapi import raises
 from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page
 
 from auth_service.api.deps import AccountsDep, Admin
@@ -17,6 +19,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
+@raises(ErrorCode.USER_EMAIL_TAKEN, ErrorCode.STUDENT_NUMBER_TAKEN)
 async def create_user(body: UserCreateIn, _: Admin, accounts: AccountsDep) -> UserOut:
     user = await accounts.create_user(
         NewUser(
@@ -63,6 +66,8 @@ async def get_user(user_id: uuid.UUID, _: Admin, accounts: AccountsDep) -> UserO
 
 
 @router.patch("/{user_id}")
+# CONFLICT: an admin cannot deactivate or demote their own account.
+@raises(ErrorCode.CONFLICT)
 async def update_user(
     user_id: uuid.UUID, body: UserPatchIn, caller: Admin, accounts: AccountsDep
 ) -> UserOut:

@@ -5,34 +5,62 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from service_kit.patch import NULL_CLEARS, PatchModel
 
 from results_service.api.numbers import JsonDecimal, JsonNumberIn
 from results_service.store.exams import ExamRecord, GradeBandRecord, SubjectRecord
-from results_service.usecases.exam_definition import ExamDefinition
+from results_service.usecases.exam_definition import (
+    MAX_MARK_VALUE,
+    MAX_POINTS_VALUE,
+    ExamDefinition,
+)
 from results_service.usecases.exams import ExamChanges
 
-ExamCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Rules the domain checks (so that every problem of a definition shows in one 422
+# with its own detail code) are stated for the OpenAPI document only, through
+# json_schema_extra: "not blank" is the pattern \S, bounds are minimum/maximum.
+_NOT_BLANK: dict[str, Any] = {"pattern": r"\S"}
+ExamCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    Field(json_schema_extra=_NOT_BLANK),
+]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra=_NOT_BLANK),
+]
 Term = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 RankMethodName = Literal["competition", "dense"]
 
-# Codes and grades are checked by the domain (empty, duplicate) so that every
-# problem of a definition shows in one 422; here only their length is bounded.
+# Codes and grades are checked by the domain (empty, duplicate); here only their
+# length is bounded.
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+NotBlankShortText = Annotated[ShortText, Field(json_schema_extra=_NOT_BLANK)]
+_PERCENT: dict[str, Any] = {"minimum": 0, "maximum": 100}
 
 
 class SubjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: ShortText = Field(description="Unique in the exam.")
+    code: NotBlankShortText = Field(description="Unique in the exam.")
     name: Label
-    max_mark: JsonNumberIn = Field(description="> 0, at most two decimals.")
-    pass_mark: JsonNumberIn = Field(description="0 <= pass_mark <= max_mark.")
-    credits: JsonNumberIn = Field(Decimal(1), description="> 0; weight in the GPA.")
+    max_mark: JsonNumberIn = Field(
+        description="> 0, at most two decimals.",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": float(MAX_MARK_VALUE)},
+    )
+    pass_mark: JsonNumberIn = Field(
+        description="0 <= pass_mark <= max_mark, at most two decimals.",
+        json_schema_extra={"minimum": 0, "maximum": float(MAX_MARK_VALUE)},
+    )
+    credits: JsonNumberIn = Field(
+        Decimal(1),
+        description="> 0, at most two decimals; weight in the GPA.",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": float(MAX_MARK_VALUE), "default": 1},
+    )
     examiner_ids: list[uuid.UUID] = Field(
         default_factory=list,
         max_length=100,
@@ -50,12 +78,25 @@ class SubjectIn(BaseModel):
         )
 
 
+_ZERO_BAND: dict[str, Any] = {
+    "type": "object",
+    "properties": {"min_percent": {"const": 0}},
+    "required": ["min_percent"],
+}
+
+
 class GradeBandIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grade: ShortText
-    min_percent: JsonNumberIn = Field(description="0..100; one band must have 0.")
-    points: JsonNumberIn = Field(description=">= 0; grade points for the GPA.")
+    grade: NotBlankShortText = Field(description="Unique in the scale.")
+    min_percent: JsonNumberIn = Field(
+        description="0..100, at most two decimals, unique in the scale; one band has 0.",
+        json_schema_extra=_PERCENT,
+    )
+    points: JsonNumberIn = Field(
+        description=">= 0, at most two decimals; grade points for the GPA.",
+        json_schema_extra={"minimum": 0, "maximum": float(MAX_POINTS_VALUE)},
+    )
 
     def record(self) -> GradeBandRecord:
         return GradeBandRecord(self.grade, self.min_percent, self.points)
@@ -67,9 +108,19 @@ class ExamCreate(BaseModel):
     code: ExamCode = Field(description="Unique, compared case-insensitively.")
     name: Label
     term: Term | None = None
-    subjects: list[SubjectIn] = Field(max_length=200)
-    grading_scale: list[GradeBandIn] = Field(max_length=100)
-    pass_percent: JsonNumberIn = Field(Decimal(0), description="0..100.")
+    subjects: list[SubjectIn] = Field(
+        max_length=200, description="At least one.", json_schema_extra={"minItems": 1}
+    )
+    grading_scale: list[GradeBandIn] = Field(
+        max_length=100,
+        description="Bands by their lowest percentage; one of them starts at 0.",
+        json_schema_extra={"contains": _ZERO_BAND},
+    )
+    pass_percent: JsonNumberIn = Field(
+        Decimal(0),
+        description="0..100, at most two decimals.",
+        json_schema_extra={**_PERCENT, "default": 0},
+    )
     rank_method: RankMethodName = "competition"
 
     def definition(self) -> ExamDefinition:
@@ -90,9 +141,18 @@ class ExamPatch(PatchModel):
     code: ExamCode | None = None
     name: Label | None = None
     term: Annotated[Term | None, NULL_CLEARS] = None
-    subjects: list[SubjectIn] | None = Field(None, max_length=200)
-    grading_scale: list[GradeBandIn] | None = Field(None, max_length=100)
-    pass_percent: JsonNumberIn | None = None
+    subjects: list[SubjectIn] | None = Field(
+        None, max_length=200, description="At least one.", json_schema_extra={"minItems": 1}
+    )
+    grading_scale: list[GradeBandIn] | None = Field(
+        None,
+        max_length=100,
+        description="One band starts at 0.",
+        json_schema_extra={"contains": _ZERO_BAND},
+    )
+    pass_percent: JsonNumberIn | None = Field(
+        None, description="0..100, at most two decimals.", json_schema_extra=_PERCENT
+    )
     rank_method: RankMethodName | None = None
 
     def changes(self) -> ExamChanges:

@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
-from service_kit.errors import NotFound
+from service_kit.errors import ErrorCode, NotFound
+from service_kit.openapi import raises
 from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page, page_of
 from service_kit.security import CurrentUser
 
@@ -29,6 +30,7 @@ def _exam_key(exam: ExamRecord) -> tuple[str, str]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ExamOut)
+@raises(ErrorCode.EXAM_CODE_TAKEN)
 async def post_exam(body: ExamCreate, caller: AdminUser, db: DB, writers: Writers) -> ExamOut:
     draft = ExamDraft(
         code=body.code, name=body.name, term=body.term or None, definition=body.definition()
@@ -68,6 +70,7 @@ async def get_one_exam(
 
 
 @router.patch("/{exam_id}", response_model=ExamOut)
+@raises(ErrorCode.EXAM_CODE_TAKEN, ErrorCode.EXAM_PUBLISHED)
 async def patch_one_exam(
     exam_id: uuid.UUID, body: ExamPatch, caller: AdminUser, db: DB, writers: Writers
 ) -> ExamOut:

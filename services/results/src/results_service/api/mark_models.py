@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from results_service.api.numbers import JsonDecimal, JsonNumberIn
 from results_service.store.marks import AuditEntry, StoredMark
+from results_service.usecases.exam_definition import MAX_MARK_VALUE
 from results_service.usecases.mark_entries import MAX_BATCH_ENTRIES, MarkInput
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+MarkStatusName = Literal["present", "absent", "exempt"]
+MarkSource = Literal["api", "import"]
 
 
 class MarkEntryIn(BaseModel):
     """One entry: ``present`` with a mark, or ``absent`` / ``exempt`` without one."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The status and the mark are checked by the domain (INVALID_STATUS,
+    # MARK_REQUIRED, ...) with every other entry, so a batch reports all its
+    # problems in one 422; the enum and the present-needs-a-mark rule are stated
+    # for the OpenAPI document only.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"status": {"const": "present"}}, "required": ["status"]},
+            "then": {"properties": {"mark": {"type": "number"}}, "required": ["mark"]},
+            "else": {"properties": {"mark": {"type": "null"}}},
+        },
+    )
 
     student_number: Key
     subject_code: Key
     status: Annotated[str, StringConstraints(max_length=32)] = Field(
-        description="`present`, `absent` or `exempt`."
+        description="`present`, `absent` or `exempt`.",
+        json_schema_extra={"enum": ["present", "absent", "exempt"]},
     )
     mark: JsonNumberIn | None = Field(
-        None, description="Required when present: 0..max_mark, 2 decimals."
+        None,
+        description="Required when present: 0..max_mark, at most two decimals; "
+        "absent or null otherwise.",
+        json_schema_extra={"minimum": 0, "maximum": float(MAX_MARK_VALUE)},
     )
 
 
@@ -57,7 +75,7 @@ class PutMarksOut(BaseModel):
 class MarkOut(BaseModel):
     student_number: str
     subject_code: str
-    status: str
+    status: MarkStatusName
     mark: JsonDecimal | None
     updated_at: datetime
     updated_by: uuid.UUID
@@ -77,14 +95,14 @@ class MarkOut(BaseModel):
 class MarkAuditOut(BaseModel):
     student_number: str
     subject_code: str
-    old_status: str | None
+    old_status: MarkStatusName | None
     old_mark: JsonDecimal | None
-    new_status: str
+    new_status: MarkStatusName
     new_mark: JsonDecimal | None
     changed_by: uuid.UUID
     changed_at: datetime
     reason: str | None
-    source: str = Field(description="`api` or `import`.")
+    source: MarkSource = Field(description="`api` or `import`.")
     job_id: uuid.UUID | None = Field(description="The import job, for source `import`.")
 
     @classmethod

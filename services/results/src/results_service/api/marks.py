@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from service_kit.errors import NotFound
+from service_kit.errors import ErrorCode, NotFound
+from service_kit.openapi import raises
 from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page, page_of
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,8 @@ router = APIRouter(prefix="/api/v1/exams/{exam_id}/marks", tags=["marks"])
 
 
 @router.put("", response_model=PutMarksOut)
+# UPSTREAM_UNAVAILABLE: auth cannot be asked about students missing from the read model.
+@raises(ErrorCode.EXAM_PUBLISHED, ErrorCode.UPSTREAM_UNAVAILABLE)
 async def put_exam_marks(
     exam_id: uuid.UUID,
     body: PutMarksIn,

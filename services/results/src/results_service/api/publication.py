@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from service_kit.errors import NotFound
+from service_kit.errors import ErrorCode, NotFound
+from service_kit.openapi import raises
 
 from results_service.api.deps import DB, AdminUser, Writers
 from results_service.api.exam_models import ExamOut
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/api/v1/exams", tags=["exams"])
 
 
 @router.post("/{exam_id}/publish", response_model=ExamOut)
+@raises(ErrorCode.EXAM_PUBLISHED, ErrorCode.RESULTS_STALE)
 async def publish(
     exam_id: uuid.UUID, caller: AdminUser, db: DB, writers: Writers, body: PublishIn | None = None
 ) -> ExamOut:

@@ -5,11 +5,13 @@ The routes pass PostgreSQL-built JSON through unchanged; these models describe i
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from results_service.api.numbers import JsonDecimal
 
@@ -50,8 +52,28 @@ class GenerationOut(BaseModel):
     generated_at: datetime | None
 
 
+_RFC3339_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    # Lax datetime parsing takes 60 or "60" as seconds after 1970: a schedule in
+    # the past, so the exam would be published at once. Only RFC 3339 text passes.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_DATE.match(value):
+        raise PydanticCustomError("datetime_type", "An RFC 3339 date-time was expected.")
+    return value
+
+
+Rfc3339In = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+
+
 class PublishIn(BaseModel):
-    at: AwareDatetime | None = Field(
+    # Unknown fields are refused like in every other body: a misspelt "at" would
+    # otherwise publish at once instead of scheduling.
+    model_config = ConfigDict(extra="forbid")
+
+    at: Rfc3339In | None = Field(
         None,
         description="When to publish (RFC 3339 with offset). Absent or not in the future: now.",
     )
