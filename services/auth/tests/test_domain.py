@@ -27,7 +27,6 @@ from auth_service.domain.users import (
     Role,
     User,
     clean_student_number,
-    normalized_email,
     role_change_problems,
     student_number_problems,
 )
@@ -129,23 +128,6 @@ def test_hasher_verifies_flags_rehash_and_fails_the_dummy() -> None:
     stronger = Argon2idHasher(Argon2Params(memory_kib=128, time_cost=1, parallelism=1))
     assert stronger.verify(encoded, "correct horse").needs_rehash
     assert not hasher.verify(encoded, "correct horse").needs_rehash
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("Ann@Example.EDU", "Ann@example.edu"),
-        ("  bob@x.example ", "bob@x.example"),
-        ("no-at-sign", None),
-        ("a@b", None),
-        ("two@@x.edu", None),
-    ],
-)
-def test_email_normalization(raw: str, expected: str | None) -> None:
-    email, problems = normalized_email("email", raw)
-
-    assert email == expected
-    assert (problems == []) == (expected is not None)
 
 
 def test_student_number_rules() -> None:

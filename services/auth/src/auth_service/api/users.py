@@ -36,7 +36,7 @@ async def create_user(body: UserCreateIn, _: Admin, accounts: AccountsDep) -> Us
 def _email_key(values: list[object]) -> str:
     (email_key,) = values
     if not isinstance(email_key, str):
-        raise TypeError("the key of a users cursor is the lower-cased email")
+        raise TypeError("the key of a users cursor is the canonical email")
     return email_key
 
 

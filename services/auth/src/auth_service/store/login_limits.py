@@ -23,6 +23,7 @@ from typing import Literal
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from auth_service.domain.users import email_key
 from auth_service.metrics import LOGIN_LIMITS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,9 @@ def address_bucket(address: str) -> str:
 
 
 def _email_key(email: str) -> str:
-    # Hashed: keeps email addresses out of Redis key names (and bounds their length).
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
+    # The canonical form, so that lookalikes of an address share its limit;
+    # hashed: keeps email addresses out of Redis key names (and bounds their length).
+    return hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()[:32]
 
 
 class LoginLimiter:

@@ -39,7 +39,13 @@ users = Table(
     "users",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("email", Text, nullable=False, comment="As entered (normalized); unique lower-cased."),
+    Column("email", Text, nullable=False, comment="As entered (normalized); shown and mailed to."),
+    Column(
+        "email_canonical",
+        Text,
+        nullable=False,
+        comment="NFKC and case-folded email (domain/users.canonical_email): unique, sort key.",
+    ),
     Column("full_name", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("student_number", Text, comment="Students only; unique."),
@@ -53,10 +59,11 @@ users = Table(
     UniqueConstraint("student_number"),
     comment="Accounts of the platform.",
 )
-# Case-insensitive uniqueness lives in the database, so two concurrent creates
-# of Ann@x.edu and ann@x.edu cannot both succeed; it is also the listing order.
-Index("uq_users_email_lower", func.lower(users.c.email), unique=True)
-Index("ix_users_role_email_lower", users.c.role, func.lower(users.c.email))
+# Uniqueness of the canonical form lives in the database, so two concurrent
+# creates of Ann@x.edu and its fullwidth lookalike cannot both succeed; it is also the
+# listing order. The form is computed in Python, never by lower() (collation).
+Index("uq_users_email_canonical", users.c.email_canonical, unique=True)
+Index("ix_users_role_email_canonical", users.c.role, users.c.email_canonical)
 # `q` is a substring search (ILIKE '%q%'); trigram indexes keep it off a full scan.
 # The migration creates them with the operator class named by schema (pg_trgm
 # may live in `auth` or wherever the database already had it).

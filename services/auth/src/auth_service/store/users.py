@@ -10,17 +10,17 @@ from sqlalchemy import Row, Text, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from auth_service.domain.users import Role, User
+from auth_service.domain.users import EmailAddress, Role, User
 from auth_service.store.tables import users
 
 RowLock = Literal["share", "update"] | None
 
-_SORT_KEY = func.lower(users.c.email)
+_SORT_KEY = users.c.email_canonical
 
 # Built once with a bind parameter: sign-in runs it for every attempt, and
 # building the statement and its cache key anew each time cost as much CPU as
 # the round trip itself.
-_BY_EMAIL = select(users).where(func.lower(bindparam("email", type_=Text)) == _SORT_KEY)
+_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email_key", type_=Text))
 
 
 def user_of(row: Row[Any]) -> User:
@@ -41,7 +41,7 @@ def user_of(row: Row[Any]) -> User:
 async def insert_user(
     session: AsyncSession,
     *,
-    email: str,
+    email: EmailAddress,
     full_name: str,
     role: Role,
     student_number: str | None,
@@ -51,15 +51,16 @@ async def insert_user(
     """The new user, or None if the email or student number is taken.
 
     ON CONFLICT DO NOTHING over every unique index: a concurrent create of the
-    same email (in any letter case) loses cleanly instead of aborting the
-    transaction with an IntegrityError.
+    same email (in any letter case, or a lookalike of it) loses cleanly instead
+    of aborting the transaction with an IntegrityError.
     """
     row = (
         await session.execute(
             insert(users)
             .values(
                 id=uuid.uuid4(),
-                email=email,
+                email=email.address,
+                email_canonical=email.canonical,
                 full_name=full_name,
                 role=role.value,
                 student_number=student_number,
@@ -73,8 +74,9 @@ async def insert_user(
     return user_of(row) if row is not None else None
 
 
-async def email_taken(session: AsyncSession, email: str) -> bool:
-    found = await session.scalar(select(users.c.id).where(func.lower(email) == _SORT_KEY).limit(1))
+async def email_taken(session: AsyncSession, email_key: str) -> bool:
+    """Whether an account has the canonical address ``email_key``."""
+    found = await session.scalar(select(users.c.id).where(users.c.email_canonical == email_key))
     return found is not None
 
 
@@ -92,9 +94,9 @@ async def get_user(
     return user_of(row) if row is not None else None
 
 
-async def get_user_by_email(conn: AsyncConnection, email: str) -> User | None:
-    """The user with ``email`` in any letter case (the unique index on lower(email))."""
-    row = (await conn.execute(_BY_EMAIL, {"email": email})).one_or_none()
+async def get_user_by_email(conn: AsyncConnection, email_key: str) -> User | None:
+    """The user whose canonical address is ``email_key`` (domain.users.email_key)."""
+    row = (await conn.execute(_BY_EMAIL, {"email_key": email_key})).one_or_none()
     return user_of(row) if row is not None else None
 
 
@@ -129,7 +131,7 @@ async def list_users(
     after: str | None,
     limit: int,
 ) -> tuple[list[User], str | None]:
-    """One page ordered by lower-cased email, and the sort key to continue after (or None).
+    """One page ordered by canonical email, and the sort key to continue after (or None).
 
     Keyset pagination: the page after ``after`` costs the same however deep it
     is, and rows created meanwhile neither repeat nor vanish.

@@ -27,7 +27,7 @@ from auth_service.domain.users import (
     User,
     clean_student_number,
     full_name_problems,
-    normalized_email,
+    parsed_email,
     parsed_role,
     role_change_problems,
     student_number_problems,
@@ -79,7 +79,7 @@ class Accounts:
 
     async def create_user(self, new: NewUser) -> User:
         """A new user; without a password the user is inactive and gets an invitation."""
-        email, details = normalized_email("email", new.email)
+        email, details = parsed_email("email", new.email)
         role, role_details = parsed_role("role", new.role)
         details += role_details
         student_number = clean_student_number(new.student_number)
@@ -103,7 +103,7 @@ class Accounts:
                 active=password_hash is not None,
             )
             if user is None:
-                taken = await users_store.email_taken(session, email)
+                taken = await users_store.email_taken(session, email.canonical)
                 code = ErrorCode.USER_EMAIL_TAKEN if taken else ErrorCode.STUDENT_NUMBER_TAKEN
                 raise Conflict(code=code)
             await events.user_created(session, user)
@@ -219,17 +219,17 @@ class Accounts:
         """
         if not password:
             return None
-        normalized, problems = normalized_email("ADMIN_EMAIL", email)
-        if normalized is None:
+        address, problems = parsed_email("ADMIN_EMAIL", email)
+        if address is None:
             raise BootstrapError(f"ADMIN_EMAIL is not valid: {problems[0].message}")
         async with self._db.read_session(fresh=True) as session:
-            if await users_store.email_taken(session, normalized):
+            if await users_store.email_taken(session, address.canonical):
                 return None
         password_hash = await self._hashing.hash(password)
         async with self._db.transaction() as session:
             user = await users_store.insert_user(
                 session,
-                email=normalized,
+                email=address,
                 full_name="Administrator",
                 role=Role.ADMIN,
                 student_number=None,

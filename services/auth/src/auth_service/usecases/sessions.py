@@ -33,7 +33,7 @@ from auth_service.domain.tokens import (
     new_secret_token,
     token_digest,
 )
-from auth_service.domain.users import User
+from auth_service.domain.users import User, email_key
 from auth_service.hashing import PasswordHashing
 from auth_service.metrics import LOGIN_ATTEMPTS, TOKEN_REFRESHES
 from auth_service.store import refresh_tokens as tokens_store
@@ -102,7 +102,8 @@ class Sessions:
 
     async def login(self, email: str, password: str, client_address: str) -> TokenPair:
         """Tokens for a right email and password of an active user; else one 401 for all."""
-        email = email.strip()
+        # Looked up by its canonical form: any lookalike of an address finds its account.
+        email = email_key(email)
         admission = await self._limiter.admit(client_address, email)
         if admission.refusal is not None:
             LOGIN_ATTEMPTS.labels(f"rate_limited_{admission.refusal.reason}").inc()
