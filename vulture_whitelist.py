@@ -24,6 +24,7 @@ from results_service.contracts.marks_import import ImportMode
 from results_service.contracts.results_events import ResultsPublishedV1, ResultsUpdatedV1
 from results_service.store import results as results_tables
 from service_kit.messaging.tables import KitTables
+from service_kit.service_credentials import _BearerFromTokens
 from sqlalchemy.engine import ExceptionContext
 from uvicorn import Server
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
@@ -66,6 +67,8 @@ Context.prec  # decimal: the test oracle's precision
 cast(Server, None).should_exit  # uvicorn: the test stub's stop
 cast(RequestResponseCycle, None).disconnected  # uvicorn: the kit protocol's refusal
 cast(FunctionType, None).__annotations__  # FastStream: the AsyncAPI handler's payload type
+_BearerFromTokens.async_auth_flow  # httpx: the service token on every call
+_BearerFromTokens.sync_auth_flow  # httpx: refuses sync clients
 
 # Names in tests and load tests, which are not importable packages: the sample
 # service's table (shared/tests) and locust's user class and its wait time.

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractConnection, AbstractQueue
 from auth_service.settings import AuthSettings
 from fastapi import FastAPI
 from service_kit.messaging.topology import declare_events_exchange
+from service_kit.settings import DEV_SERVICE_CLIENT_SECRET
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -84,6 +85,25 @@ class Service:
         if role == "student":
             fields.setdefault("student_number", f"S-{email.split('@')[0]}")
         return await self.create_user(admin_token, email=email, role=role, **fields)
+
+    async def service_token(
+        self,
+        client_id: str = "results",
+        audience: str = "internal:auth",
+        secret: str = DEV_SERVICE_CLIENT_SECRET,
+    ) -> httpx.Response:
+        """Asks for a service token as ``client_id`` (the development secret by default)."""
+        return await self.client.post(
+            "/internal/oauth/token",
+            data={"grant_type": "client_credentials", "audience": audience},
+            auth=(client_id, secret),
+        )
+
+    async def service_headers(self, client_id: str = "results") -> dict[str, str]:
+        """Headers with a service token that opens auth's internal endpoints."""
+        response = await self.service_token(client_id)
+        assert response.status_code == 200, response.text
+        return bearer(response.json()["access_token"])
 
     async def metric(self, name: str, **labels: str) -> float:
         """The value of one sample on /metrics (0 when absent)."""

@@ -19,6 +19,9 @@ PRODUCTION_SECRETS = {
     "admin_email": "it@school.example",
     "admin_password": "a long production password",
     "cursor_secret": "a long production cursor secret",
+    "service_clients": {
+        "results": {"secret_sha256": ["ab" * 32], "audiences": ["auth"]},
+    },
 }
 
 
@@ -73,7 +76,14 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize(
-    "dev_default", ["admin_email", "admin_password", "database_url", "cursor_secret"]
+    "dev_default",
+    [
+        "admin_email",
+        "admin_password",
+        "database_url",
+        "cursor_secret",
+        "service_clients",
+    ],
 )
 def test_production_refuses_development_secrets(dev_default: str) -> None:
     values = {k: v for k, v in PRODUCTION_SECRETS.items() if k != dev_default}
@@ -86,6 +96,24 @@ def test_production_accepts_real_secrets() -> None:
     settings = _settings(environment="production", **PRODUCTION_SECRETS)
 
     assert settings.environment == "production"
+
+
+def test_service_clients_come_as_json_with_hex_digests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SERVICE_CLIENTS",
+        '{"bulk": {"secret_sha256": ["' + "AB" * 32 + '"], "audiences": ["auth", "results"]}}',
+    )
+
+    clients = _settings().service_clients
+
+    assert clients["bulk"].secret_sha256 == ["ab" * 32]
+    assert clients["bulk"].audiences == ["auth", "results"]
+
+
+def test_service_clients_need_hex_digests() -> None:
+    for broken in ({"secret_sha256": ["not-hex"], "audiences": []}, {"audiences": ["auth"]}):
+        with pytest.raises(ValidationError):
+            _settings(service_clients={"bulk": broken})
 
 
 def test_admin_password_must_follow_the_password_policy() -> None:

@@ -14,6 +14,7 @@ from service_kit.security import JwksKeyStore, TokenVerifier
 from auth_service import __version__
 from auth_service.api import auth, internal, jwks, users
 from auth_service.domain.passwords import Argon2Params
+from auth_service.domain.service_clients import ServiceClient
 from auth_service.domain.tokens import TokenPolicy
 from auth_service.hashing import PasswordHashing
 from auth_service.jobs.purge import purge_job
@@ -22,6 +23,7 @@ from auth_service.settings import AuthSettings
 from auth_service.store.login_limits import LoginLimiter, LoginLimits
 from auth_service.store.tables import SCHEMA
 from auth_service.usecases.accounts import Accounts
+from auth_service.usecases.service_access import ServiceAccess
 from auth_service.usecases.sessions import Sessions
 
 
@@ -61,15 +63,33 @@ def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
     )
     sessions = Sessions(kit.db, hashing, limiter, keys, policy, settings.refresh_token_ttl_seconds)
     accounts = Accounts(kit.db, hashing, settings.invitation_ttl_seconds)
+    service_access = ServiceAccess(
+        kit.db,
+        keys,
+        {
+            client_id: ServiceClient(
+                client_id,
+                tuple(bytes.fromhex(d) for d in grant.secret_sha256),
+                frozenset(grant.audiences),
+            )
+            for client_id, grant in settings.service_clients.items()
+        },
+        issuer=settings.jwt_issuer,
+        service_token_ttl_seconds=settings.service_token_ttl_seconds,
+        access_token_ttl_seconds=settings.access_token_ttl_seconds,
+    )
     return Parts(
         provides={
             Sessions: sessions,
             Accounts: accounts,
+            ServiceAccess: service_access,
             PublishedKeys: PublishedKeys(orjson.dumps(keys.jwks())),
         },
         jobs=[purge_job(kit.db, settings)],
         on_start=[lambda: accounts.bootstrap_admin(settings.admin_email, settings.admin_password)],
         on_stop=[hashing.close],
+        # auth reads its own revocations from its table, not over HTTP from itself.
+        revocations=service_access.revocations,
     )
 
 
@@ -78,7 +98,7 @@ SERVICE = ServiceHost(
     version=__version__,
     settings_type=AuthSettings,
     wire=wire,
-    routers=[auth.router, users.router, jwks.router, internal.router],
+    routers=[auth.router, users.router, jwks.router, internal.token_router, internal.router],
     needs=Needs(
         schema=SCHEMA,
         outbox=True,

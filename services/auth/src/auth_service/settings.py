@@ -8,16 +8,49 @@ service refuses to start (see :mod:`auth_service.keys`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field, field_validator
-from service_kit.settings import KitSettings
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from service_kit.settings import DEV_SERVICE_CLIENT_SECRET, KitSettings
 
 from auth_service.domain.passwords import MIN_PASSWORD_LENGTH
 
 DEV_ADMIN_EMAIL = "admin@example.edu"
 DEV_ADMIN_PASSWORD = "admin-dev-password"
+
+
+class ServiceClientGrant(BaseModel):
+    """One service's entry in ``SERVICE_CLIENTS``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    secret_sha256: list[str] = Field(
+        min_length=1, description="Hex SHA-256 of the client's secrets (several while rotating)."
+    )
+    audiences: list[str] = Field(
+        description="Services whose internal endpoints the client may call (e.g. `auth`)."
+    )
+
+    @field_validator("secret_sha256")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError("secret_sha256 holds hex SHA-256 digests (64 hex digits)")
+        return [d.lower() for d in value]
+
+
+_DEV_SECRET_SHA256 = hashlib.sha256(DEV_SERVICE_CLIENT_SECRET.encode()).hexdigest()
+# Who may call whom (DESIGN.md): the gateway and every service read auth's
+# revocations; bulk calls results; all of them look users up in auth.
+DEV_SERVICE_CLIENTS = {
+    "gateway": ServiceClientGrant(secret_sha256=[_DEV_SECRET_SHA256], audiences=["auth"]),
+    "results": ServiceClientGrant(secret_sha256=[_DEV_SECRET_SHA256], audiences=["auth"]),
+    "bulk": ServiceClientGrant(secret_sha256=[_DEV_SECRET_SHA256], audiences=["auth", "results"]),
+    "notifier": ServiceClientGrant(secret_sha256=[_DEV_SECRET_SHA256], audiences=["auth"]),
+}
 
 
 def _cpu_count() -> int:
@@ -27,10 +60,11 @@ def _cpu_count() -> int:
 class AuthSettings(KitSettings):
     """Everything the auth service reads from its environment."""
 
-    dev_secret_fields: ClassVar[frozenset[str]] = KitSettings.dev_secret_fields | {
-        "admin_email",
-        "admin_password",
-    }
+    # auth calls no other service's internal endpoints, so it needs no client
+    # secret of its own; it needs the registry of everybody else's.
+    dev_secret_fields: ClassVar[frozenset[str]] = (
+        KitSettings.dev_secret_fields - {"service_client_secret"}
+    ) | {"admin_email", "admin_password", "service_clients"}
 
     service_name: str = Field("auth", description="Name used in logs, metrics and traces.")
     # API.md names the replica per service (`*_DATABASE_REPLICA_URL`).
@@ -94,6 +128,18 @@ class AuthSettings(KitSettings):
         True,
         description="Take the client address from the first `X-Forwarded-For` value (the "
         "gateway overwrites that header with the real peer); else the socket peer.",
+    )
+
+    service_clients: dict[str, ServiceClientGrant] = Field(
+        DEV_SERVICE_CLIENTS,
+        description="The services that may get service tokens (docs/adr/0011), as JSON: "
+        '`{"results": {"secret_sha256": ["<hex>"], "audiences": ["auth"]}, ...}`. Each '
+        "service holds its secret as `SERVICE_CLIENT_SECRET`; auth keeps only the hashes "
+        '(`printf %s "$SECRET" | sha256sum`). The default holds the development secret '
+        "for gateway, results, bulk and notifier, and is refused in production.",
+    )
+    service_token_ttl_seconds: int = Field(
+        300, ge=30, le=3600, description="Lifetime of a service token."
     )
 
     admin_email: str = Field(

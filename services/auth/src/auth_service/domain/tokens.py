@@ -102,15 +102,21 @@ def issue_access_token(
     role: str,
     email: str,
     session_id: uuid.UUID,
+    access_epoch: int,
     now: int,
 ) -> AccessToken:
-    """A signed access token; ``sid`` names the refresh family it was issued with."""
+    """A signed access token; ``sid`` names the refresh family it was issued with.
+
+    ``access_epoch`` is the user's when the token is issued: a revocation of the
+    user (service_kit.revocations) ends every token with a lower one.
+    """
     token_id = uuid.uuid4().hex
     claims = {
         "sub": str(user_id),
         "role": role,
         "email": email,
         "sid": str(session_id),
+        "access_epoch": access_epoch,
         "iss": policy.issuer,
         "aud": policy.audience,
         "iat": now,

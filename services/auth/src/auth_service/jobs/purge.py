@@ -1,5 +1,6 @@
 """Hourly purge of what can no longer be used: long-expired refresh tokens, the families
-they leave empty, and long-expired invitations.
+they leave empty, long-expired invitations, and revocations older than any token
+they could end.
 
 One replica at a time runs it (a kit periodic job with a lease); the deletes
 are idempotent and batched anyway, so a repeated pass only costs a cheap
@@ -21,11 +22,15 @@ from service_kit.jobs import PeriodicJob
 from auth_service.settings import AuthSettings
 from auth_service.store import invitations as invitations_store
 from auth_service.store import refresh_tokens as tokens_store
+from auth_service.store import revocations as revocations_store
 
 log = logging.getLogger(__name__)
 
 KEEP_EXPIRED = timedelta(days=1)
 KEEP_INVITATIONS = timedelta(days=30)
+# Far past the feed's relevance (a token lifetime and a minute): a verifier
+# that was away a while still gets an answer, and the table stays small.
+KEEP_REVOCATIONS = timedelta(days=1)
 BATCH = 5000
 
 
@@ -34,6 +39,7 @@ class Purged:
     tokens: int
     families: int
     invitations: int
+    revocations: int
 
 
 async def purge_expired(db: Database, *, family_age: timedelta) -> Purged:
@@ -53,7 +59,14 @@ async def purge_expired(db: Database, *, family_age: timedelta) -> Purged:
             break
     async with db.transaction() as session:
         invitations = await invitations_store.purge_expired_invitations(session, KEEP_INVITATIONS)
-    return Purged(tokens, families, invitations)
+    revocations = 0
+    while True:
+        async with db.transaction() as session:
+            n = await revocations_store.purge_revocations(session, KEEP_REVOCATIONS, BATCH)
+        revocations += n
+        if n < BATCH:
+            break
+    return Purged(tokens, families, invitations, revocations)
 
 
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -66,13 +79,14 @@ def purge_job(db: Database, settings: AuthSettings) -> PeriodicJob:
 
     async def run() -> None:
         purged = await purge_expired(db, family_age=family_age)
-        if purged.tokens or purged.families or purged.invitations:
+        if purged.tokens or purged.families or purged.invitations or purged.revocations:
             log.info(
                 "purged expired sessions",
                 extra={
                     "tokens": purged.tokens,
                     "families": purged.families,
                     "invitations": purged.invitations,
+                    "revocations": purged.revocations,
                 },
             )
 

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from auth_service.domain.users import User
+from auth_service.store import revocations as revocations_store
 from auth_service.store.tables import refresh_families, refresh_tokens, users
 from auth_service.store.users import user_of
 
@@ -195,14 +196,22 @@ async def mark_rotated(session: AsyncSession, token_hash: bytes) -> None:
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, reason: str) -> bool:
-    """Revokes one family; False if it was revoked already (idempotent)."""
-    result = await session.execute(
-        update(refresh_families)
-        .where(refresh_families.c.id == family_id, refresh_families.c.revoked_at.is_(None))
-        .values(revoked_at=func.now(), revoked_reason=reason)
-        .returning(refresh_families.c.id)
-    )
-    return result.one_or_none() is not None
+    """Revokes one family and ends its access tokens; False if it was revoked already.
+
+    Idempotent: a family revoked earlier had its access tokens ended then.
+    """
+    revoked = (
+        await session.execute(
+            update(refresh_families)
+            .where(refresh_families.c.id == family_id, refresh_families.c.revoked_at.is_(None))
+            .values(revoked_at=func.now(), revoked_reason=reason)
+            .returning(refresh_families.c.user_id)
+        )
+    ).one_or_none()
+    if revoked is None:
+        return False
+    await revocations_store.revoke_sessions(session, revoked.user_id, [family_id], reason)
+    return True
 
 
 async def revoke_user_families(
@@ -212,7 +221,10 @@ async def revoke_user_families(
     *,
     keep: uuid.UUID | None = None,
 ) -> int:
-    """Revokes every live family of a user except ``keep``; returns how many."""
+    """Revokes every live family of a user except ``keep``, and ends their access tokens.
+
+    Returns how many families it revoked.
+    """
     query = (
         update(refresh_families)
         .where(refresh_families.c.user_id == user_id, refresh_families.c.revoked_at.is_(None))
@@ -221,7 +233,9 @@ async def revoke_user_families(
     )
     if keep is not None:
         query = query.where(refresh_families.c.id != keep)
-    return len((await session.execute(query)).all())
+    family_ids = list((await session.execute(query)).scalars())
+    await revocations_store.revoke_sessions(session, user_id, family_ids, reason)
+    return len(family_ids)
 
 
 async def purge_expired_tokens(session: AsyncSession, older_than: timedelta, limit: int) -> int:
