@@ -166,4 +166,3 @@ async def test_unreadable_revocations_make_tokens_503_not_accepted(
     assert (
         await service.client.get("/api/v1/auth/me", headers=bearer(admin_token))
     ).status_code == 200
-

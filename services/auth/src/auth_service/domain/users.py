@@ -38,6 +38,9 @@ class User:
     # stale update that the broker delivered after a newer one.
     version: int
     password_hash: str | None = None
+    # Raised when every access token issued so far must end (deactivation, role
+    # change); tokens carry the epoch they were issued in.
+    access_epoch: int = 0
 
 
 # email-validator refuses special-use names (RFC 6761, 6762) because it assumes

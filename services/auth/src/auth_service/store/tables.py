@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from service_kit.messaging.tables import kit_tables
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -52,6 +54,14 @@ users = Table(
     Column("password_hash", Text, comment="Argon2id PHC string; NULL until the invite is taken."),
     Column("active", Boolean, nullable=False),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    Column(
+        "access_epoch",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="Raised to end every access token issued before it (deactivation, role "
+        "change); tokens carry it as `access_epoch`.",
+    ),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("role IN ('admin', 'examiner', 'student')", name="role"),
@@ -129,6 +139,33 @@ invitations = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     comment="Single-use tokens with which an invited user sets a password.",
+)
+
+access_revocations = Table(
+    "access_revocations",
+    metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "xact_id",
+        BigInteger,
+        nullable=False,
+        server_default=text("(pg_current_xact_id()::text::bigint)"),
+        index=True,
+        comment="Transaction that wrote the row: the feed's cursor (see store/revocations.py).",
+    ),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("session_id", UUID(as_uuid=True), comment="Set: that session's tokens end."),
+    Column(
+        "min_access_epoch",
+        Integer,
+        comment="Set: the user's tokens with a lower access_epoch end.",
+    ),
+    Column("reason", Text, nullable=False),
+    Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
+    ),
+    CheckConstraint("(session_id IS NULL) <> (min_access_epoch IS NULL)", name="one_scope"),
+    comment="Events that end access tokens before they expire; read by every verifier.",
 )
 
 # The kit's tables (outbox, inbox, job leases) in this schema, so the migrations create them here.

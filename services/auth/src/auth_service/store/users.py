@@ -35,6 +35,7 @@ def user_of(row: Row[Any]) -> User:
         created_at=row.created_at,
         version=row.version,
         password_hash=row.password_hash,
+        access_epoch=row.access_epoch,
     )
 
 

@@ -36,6 +36,7 @@ from auth_service.hashing import PasswordHashing
 from auth_service.messaging import events
 from auth_service.store import invitations as invitations_store
 from auth_service.store import refresh_tokens as tokens_store
+from auth_service.store import revocations as revocations_store
 from auth_service.store import users as users_store
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,11 @@ class Accounts:
                 # invited user withdraws the invitation.
                 await tokens_store.revoke_user_families(session, user_id, "deactivated")
                 await invitations_store.drop_open_invitations(session, user_id)
+            # A token states a role; one issued before a role change or a
+            # deactivation must stop opening anything at once, not when it expires.
+            if "role" in values or values.get("active") is False:
+                reason = "role_changed" if "role" in values else "deactivated"
+                await revocations_store.raise_access_epoch(session, user_id, reason)
             if not values:
                 return user
             updated = await users_store.update_user(session, user_id, **values)

@@ -96,6 +96,7 @@ class Sessions:
             role=user.role.value,
             email=user.email,
             session_id=family_id,
+            access_epoch=user.access_epoch,
             now=int(time.time()),
         )
         return TokenPair(access.token, refresh_token, access.expires_in, family_id)
