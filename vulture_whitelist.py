@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Context
 from types import FunctionType
 from typing import Any, cast
+from zipfile import ZipInfo
 
 from auth_service import main as auth_main
 from auth_service.api.schemas import TokenPairOut
@@ -69,6 +70,7 @@ cast(RequestResponseCycle, None).disconnected  # uvicorn: the kit protocol's ref
 cast(FunctionType, None).__annotations__  # FastStream: the AsyncAPI handler's payload type
 _BearerFromTokens.async_auth_flow  # httpx: the service token on every call
 _BearerFromTokens.sync_auth_flow  # httpx: refuses sync clients
+cast(ZipInfo, None).compress_type  # zipfile: the XLSX tests' bombs are deflated
 
 # Names in tests and load tests, which are not importable packages: the sample
 # service's table (shared/tests) and locust's user class and its wait time.
