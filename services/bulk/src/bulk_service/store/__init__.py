@@ -1,0 +1,1 @@
+"""Queries of the bulk service, one module per table family."""
