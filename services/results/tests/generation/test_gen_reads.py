@@ -275,6 +275,27 @@ async def test_internal_export_streams_every_result_as_ndjson(
     assert unknown.status_code == 404
 
 
+async def test_internal_exam_gives_bulk_the_subjects_in_order(
+    client: AsyncClient, db: Database, admin: Caller, jwt_keys: JwtKeys, settings: Any
+) -> None:
+    exam_id, _ = await _worked_exam(db, client, admin)
+    bulk = {"Authorization": f"Bearer {jwt_keys.service_token(settings)}"}
+    response = await client.get(f"/internal/exams/{exam_id}", headers=bulk)
+    assert response.status_code == 200, response.text
+    public = (await client.get(f"/api/v1/exams/{exam_id}", headers=admin.headers)).json()
+    body = response.json()
+    assert body["id"] == str(exam_id) and body["code"] == public["code"]
+    assert [s["code"] for s in body["subjects"]] == [s["code"] for s in public["subjects"]]
+    assert all("max_mark" in s for s in body["subjects"])
+    fresh = await client.get(f"/internal/exams/{exam_id}", params={"fresh": "true"}, headers=bulk)
+    assert fresh.json() == body
+    unknown = await client.get(f"/internal/exams/{uuid.uuid4()}", headers=bulk)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NOT_FOUND"
+    for headers in ({}, admin.headers):
+        refused = await client.get(f"/internal/exams/{exam_id}", headers=headers)
+        assert refused.status_code == 401
+
+
 async def test_internal_export_needs_a_service_token_for_results(
     client: AsyncClient, db: Database, admin: Caller, jwt_keys: JwtKeys, settings: Any
 ) -> None:

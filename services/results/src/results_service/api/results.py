@@ -21,8 +21,10 @@ from service_kit.pagination import DEFAULT_LIMIT, Cursor, Cursors, Limit, Page
 from service_kit.security import CurrentUser, Principal, require_role
 
 from results_service.api.deps import DB, Cache, ReadSession, Runner, StaffUser, Writers
+from results_service.api.exam_models import ExamOut
 from results_service.api.result_models import GenerationOut, ResultOut
 from results_service.generation.runner import ExamNotFound, GenerationTimedOut
+from results_service.store.exams import get_exam
 from results_service.store.results import (
     ExamHead,
     ResultRow,
@@ -194,6 +196,22 @@ async def my_results(
 
 
 # -- internal export ------------------------------------------------------------------------
+
+
+@internal_router.get("/exams/{exam_id}")
+async def internal_exam(
+    exam_id: uuid.UUID,
+    db: DB,
+    fresh: Annotated[bool, Query(description="Read the primary instead of a replica.")] = False,
+) -> Response:
+    """The exam as admins see it (`ExamOut`: code, name, status, subjects with their max
+    marks, in order), for bulk: uploads answer 404 for an unknown exam, wide files and
+    templates need the subject codes, local checks the max marks."""
+    async with db.read_session(fresh=fresh) as session:
+        exam = await get_exam(session, exam_id)
+    if exam is None:
+        raise NotFound("No such exam.")
+    return Response(ExamOut.of(exam).model_dump_json(), media_type="application/json")
 
 
 @internal_router.get("/exams/{exam_id}/results.ndjson")
