@@ -286,7 +286,9 @@ async def test_internal_exam_gives_bulk_the_subjects_in_order(
     body = response.json()
     assert body["id"] == str(exam_id) and body["code"] == public["code"]
     assert [s["code"] for s in body["subjects"]] == [s["code"] for s in public["subjects"]]
-    assert all("max_mark" in s for s in body["subjects"])
+    # Same model and serialisation as the public read: max_mark is a JSON number.
+    assert body == public
+    assert all(isinstance(s["max_mark"], int | float) for s in body["subjects"])
     fresh = await client.get(f"/internal/exams/{exam_id}", params={"fresh": "true"}, headers=bulk)
     assert fresh.json() == body
     unknown = await client.get(f"/internal/exams/{uuid.uuid4()}", headers=bulk)
