@@ -110,6 +110,23 @@ def service_deployments(docs: tuple[Doc, ...]) -> list[Doc]:
     ]
 
 
+WORKER_COMMAND = "worker"
+
+
+def is_worker(deployment: Doc) -> bool:
+    """A worker Deployment: one of our images run with the ``worker`` command
+    (consumers, relay and jobs; health and metrics only), beside the API Deployment."""
+    return any(
+        service_of(c) and c.get("command", [])[-1:] == [WORKER_COMMAND]
+        for c in pod_template(deployment)["spec"]["containers"]
+    )
+
+
+def api_deployments(docs: tuple[Doc, ...]) -> list[Doc]:
+    """Service Deployments that serve a service's API (not its workers)."""
+    return [d for d in service_deployments(docs) if not is_worker(d)]
+
+
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 

@@ -72,15 +72,26 @@ BACKING = {"pg:5432", "redis:6379", "redis:26379", "rabbitmq:5672"}
 
 # Only the gateway reaches the services' HTTP ports, plus the internal calls
 # of DESIGN.md: every service -> auth (JWKS, service tokens and the revocation
-# feed of docs/adr/0011), results -> auth (/internal lookups), bulk -> results
-# (/internal export stream). Prometheus scrapes; the ingress controller
-# reaches the gateway only.
+# feed of docs/adr/0011), results -> auth (/internal lookups), bulk (API and
+# worker) -> results (/internal exam checks and export stream). Prometheus
+# scrapes; the ingress controller reaches the gateway only; nothing but
+# Prometheus reaches a worker.
 EXPECTED_INGRESS = {
     "gateway": {"ingress-nginx/*:8000", f"{PROMETHEUS}:9100"},
-    "auth": {"gateway:8001", "results:8001", "bulk:8001", "notifier:8001", f"{PROMETHEUS}:8001"},
-    "results": {"gateway:8002", "bulk:8002", f"{PROMETHEUS}:8002"},
+    "auth": {
+        "gateway:8001",
+        "results:8001",
+        "bulk:8001",
+        "bulk-worker:8001",
+        "notifier:8001",
+        f"{PROMETHEUS}:8001",
+    },
+    "results": {"gateway:8002", "bulk:8002", "bulk-worker:8002", f"{PROMETHEUS}:8002"},
+    "bulk": {"gateway:8003", f"{PROMETHEUS}:8003"},
+    "bulk-worker": {f"{PROMETHEUS}:9100"},
     "auth-migrate": set(),
     "results-migrate": set(),
+    "bulk-migrate": set(),
 }
 EXPECTED_EGRESS = {
     "gateway": {
@@ -94,8 +105,11 @@ EXPECTED_EGRESS = {
     },
     "auth": {DNS, *BACKING},
     "results": {DNS, *BACKING, "auth:8001"},
+    "bulk": {DNS, *BACKING, "auth:8001", "results:8002"},
+    "bulk-worker": {DNS, *BACKING, "auth:8001", "results:8002"},
     "auth-migrate": {DNS, "pg:5432"},
     "results-migrate": {DNS, "pg:5432"},
+    "bulk-migrate": {DNS, "pg:5432"},
 }
 
 
@@ -188,6 +202,44 @@ def _admitted(
     return False
 
 
+def _reach_problems(
+    docs: tuple[Doc, ...], deployment: Doc, container: Doc, variable: str, target: str
+) -> list[str]:
+    """Why the pods of ``deployment`` cannot call Deployment ``target`` at the URL in
+    ``variable``: the address must be a Service selecting ``target``'s pods, on one
+    port of theirs, and both sides' policies must admit the call."""
+    name = deployment["metadata"]["name"]
+    pod = pod_template(named(docs, "Deployment", target))
+    target_labels: dict[str, str] = pod["metadata"]["labels"]
+    labels: dict[str, str] = pod_template(deployment)["metadata"]["labels"]
+    url = urlsplit(full_env(docs, container).get(variable, ""))
+    try:
+        service = named(docs, "Service", url.hostname or "")
+    except KeyError:
+        return [f"{name}: {variable} {url.geturl()!r} is no Service"]
+    if not selects(service["spec"].get("selector", {}), target_labels):
+        return [f"{name}: {variable}'s Service does not select {target}"]
+    targets = {
+        s.get("targetPort", s["port"])
+        for s in service["spec"]["ports"]
+        if s["port"] == (url.port or 80)
+    }
+    ports = [
+        p
+        for c in pod["spec"]["containers"]
+        for p in c.get("ports", [])
+        if targets & {p["containerPort"], p.get("name")}
+    ]
+    if len(ports) != 1:
+        return [f"{name}: {variable}'s port reaches {len(ports)} {target} ports"]
+    problems = []
+    if not _admitted(docs, labels, "Egress", target_labels, ports[0]):
+        problems.append(f"{name}: its egress does not admit {target}:{ports[0]}")
+    if not _admitted(docs, target_labels, "Ingress", labels, ports[0]):
+        problems.append(f"{name}: {target}'s ingress does not admit it on {ports[0]}")
+    return problems
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_service_pod_reaches_auth_at_its_auth_url(overlay: str) -> None:
     """Service tokens and the revocation feed (docs/adr/0011): every pod of every
@@ -195,42 +247,40 @@ def test_every_service_pod_reaches_auth_at_its_auth_url(overlay: str) -> None:
     AUTH_URL, so that address must be auth's Service and both sides' policies must
     admit the call."""
     docs = render(overlay)
-    auth = pod_template(named(docs, "Deployment", "auth"))
-    auth_labels: dict[str, str] = auth["metadata"]["labels"]
     problems, checked = [], set()
     for deployment in service_deployments(docs):
-        labels: dict[str, str] = pod_template(deployment)["metadata"]["labels"]
         for container in pod_template(deployment)["spec"]["containers"]:
             if service_of(container) in (None, "auth"):
                 continue
-            name = deployment["metadata"]["name"]
-            checked.add(name)
-            url = urlsplit(full_env(docs, container).get("AUTH_URL", ""))
-            try:
-                service = named(docs, "Service", url.hostname or "")
-            except KeyError:
-                problems.append(f"{name}: AUTH_URL {url.geturl()!r} is no Service")
-                continue
-            if not selects(service["spec"].get("selector", {}), auth_labels):
-                problems.append(f"{name}: AUTH_URL's Service does not select auth")
-                continue
-            targets = {
-                s.get("targetPort", s["port"])
-                for s in service["spec"]["ports"]
-                if s["port"] == (url.port or 80)
-            }
-            ports = [
-                p
-                for c in auth["spec"]["containers"]
-                for p in c.get("ports", [])
-                if targets & {p["containerPort"], p.get("name")}
-            ]
-            if len(ports) != 1:
-                problems.append(f"{name}: AUTH_URL's port reaches {len(ports)} auth ports")
-                continue
-            if not _admitted(docs, labels, "Egress", auth_labels, ports[0]):
-                problems.append(f"{name}: its egress does not admit auth:{ports[0]}")
-            if not _admitted(docs, auth_labels, "Ingress", labels, ports[0]):
-                problems.append(f"{name}: auth's ingress does not admit it on {ports[0]}")
+            checked.add(deployment["metadata"]["name"])
+            problems += _reach_problems(docs, deployment, container, "AUTH_URL", "auth")
     assert problems == []
-    assert checked >= {"gateway", "results"}
+    assert checked >= {"gateway", "results", "bulk", "bulk-worker"}
+
+
+# The other service-to-service calls by address: variable -> the API Deployment it names.
+UPSTREAM_URLS = {"RESULTS_URL": "results", "BULK_URL": "bulk"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_upstream_url_a_pod_is_given_is_reachable(overlay: str) -> None:
+    """The gateway's routes (RESULTS_URL, BULK_URL) and bulk's calls to results'
+    /internal endpoints (RESULTS_URL, from the API and the worker alike)."""
+    docs = render(overlay)
+    problems, checked = [], set()
+    for deployment in service_deployments(docs):
+        for container in pod_template(deployment)["spec"]["containers"]:
+            if not service_of(container):
+                continue
+            env = full_env(docs, container)
+            for variable, target in UPSTREAM_URLS.items():
+                if variable in env:
+                    checked.add(f"{deployment['metadata']['name']}:{variable}")
+                    problems += _reach_problems(docs, deployment, container, variable, target)
+    assert problems == []
+    assert checked >= {
+        "gateway:RESULTS_URL",
+        "gateway:BULK_URL",
+        "bulk:RESULTS_URL",
+        "bulk-worker:RESULTS_URL",
+    }

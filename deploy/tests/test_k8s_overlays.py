@@ -21,7 +21,8 @@ from k8s_support import (
     workloads,
 )
 
-SERVICES = ("gateway", "auth", "results")
+# Deployments, each with its own HPA and PodDisruptionBudget.
+SERVICES = ("gateway", "auth", "results", "bulk", "bulk-worker")
 
 
 def _hpa(overlay: str, name: str) -> tuple[int, int]:

@@ -11,11 +11,13 @@ from k8s_support import (
     OVERLAYS,
     Doc,
     all_containers,
+    api_deployments,
     configmap_env,
     documented_secrets,
     env_value,
     full_env,
     is_documented,
+    is_worker,
     known_env,
     label_selector_matches,
     named,
@@ -185,17 +187,19 @@ def test_every_variable_a_service_gets_is_one_its_settings_read(overlay: str) ->
                 f"{workload['kind']}/{workload['metadata']['name']}/{p}"
                 for p in env_problems(container, keys, known)
             ]
-    assert checked >= {"gateway", "auth", "results"}
+    assert checked >= {"gateway", "auth", "results", "bulk"}
     assert problems == []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_migration_job_runs_with_the_deployments_image_and_environment(overlay: str) -> None:
+    """One Job per service with a schema, named after its API Deployment (a
+    worker Deployment's schema is its API's)."""
     docs = render(overlay)
     with_database = [
-        d for d in service_deployments(docs) if env_value(_main_container(d), "DATABASE_URL")
+        d for d in api_deployments(docs) if env_value(_main_container(d), "DATABASE_URL")
     ]
-    assert {d["metadata"]["name"] for d in with_database} >= {"auth", "results"}
+    assert {d["metadata"]["name"] for d in with_database} >= {"auth", "results", "bulk"}
     for deployment in with_database:
         name = deployment["metadata"]["name"]
         job = named(docs, "Job", f"{name}-migrate")
@@ -209,6 +213,55 @@ def test_migration_job_runs_with_the_deployments_image_and_environment(overlay: 
         assert spec["backoffLimit"] <= 6 and spec["ttlSecondsAfterFinished"] > 0, name
         assert pod_template(job)["spec"]["restartPolicy"] == "Never", name
         assert pod_template(job)["spec"]["serviceAccountName"] == name
+
+
+# Memory a bulk worker may use while it parses (issue 9): its limit must leave headroom.
+WORKER_RSS_TARGET_BYTES = {"bulk-worker": 200 * 1000**2}
+MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "k": 1000, "M": 1000**2, "G": 1000**3}
+
+
+def _bytes(quantity: str) -> int:
+    for unit, factor in MEMORY_UNITS.items():
+        if quantity.endswith(unit):
+            return int(float(quantity[: -len(unit)]) * factor)
+    return int(quantity)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_deployments_run_their_apis_image_and_environment(overlay: str) -> None:
+    """A worker Deployment (docs/adding-a-service.md 9) is its service's image with
+    the `worker` command, the API's environment, and the API runs no workers."""
+    docs = render(overlay)
+    workers = [d for d in service_deployments(docs) if is_worker(d)]
+    assert {d["metadata"]["name"] for d in workers} >= {"bulk-worker"}
+    apis = {service_of(_main_container(d)): d for d in api_deployments(docs)}
+    problems = []
+    for worker in workers:
+        name, container = worker["metadata"]["name"], _main_container(worker)
+        api = apis.get(service_of(container))
+        if api is None:
+            problems.append(f"{name}: no API Deployment runs {container['image']}")
+            continue
+        app = _main_container(api)
+        if container["image"] != app["image"]:
+            problems.append(f"{name}: image {container['image']}, API {app['image']}")
+        if container["command"] != [*app["command"], "worker"]:
+            problems.append(f"{name}: command {container['command']}")
+        if container.get("env") != app.get("env") or container["envFrom"] != app["envFrom"]:
+            problems.append(f"{name}: environment differs from {api['metadata']['name']}'s")
+        if full_env(docs, app).get("RUN_WORKERS", "true").lower() not in {"false", "0"}:
+            problems.append(f"{api['metadata']['name']}: RUN_WORKERS is not false")
+        env = full_env(docs, container)
+        port = int(env.get("WORKER_PORT", "9100"))
+        if env.get("WORKER_HOST") != "0.0.0.0":
+            problems.append(f"{name}: WORKER_HOST is not 0.0.0.0 (probes could not reach it)")
+        if [p["containerPort"] for p in container.get("ports", [])] != [port]:
+            problems.append(f"{name}: opens {container.get('ports')}, serves on {port}")
+        target = WORKER_RSS_TARGET_BYTES.get(name)
+        limit = container["resources"]["limits"]["memory"]
+        if target and _bytes(limit) < target * 5 // 4:
+            problems.append(f"{name}: memory limit {limit} leaves < 25% over {target} bytes")
+    assert problems == []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -227,7 +280,7 @@ def test_rollout_phases_select_what_readme_says(overlay: str) -> None:
     assert {d["kind"] for d in migrations} == {"Job"}
     assert {d["metadata"]["name"] for d in migrations} == {
         f"{d['metadata']['name']}-migrate"
-        for d in service_deployments(docs)
+        for d in api_deployments(docs)
         if env_value(_main_container(d), "DATABASE_URL")
     }
     for deployment in service_deployments(docs):
@@ -259,7 +312,7 @@ def _endpoints(docs: tuple[Doc, ...]) -> dict[str, set[int]]:
 def test_every_address_in_the_configuration_reaches_something(overlay: str) -> None:
     docs = render(overlay)
     endpoints = _endpoints(docs)
-    not_built = {"bulk": 8003, "notifier": 8004}
+    not_built = {"notifier": 8004}
     problems = []
     for deployment in service_deployments(docs):
         for key, value in full_env(docs, _main_container(deployment)).items():
@@ -311,7 +364,10 @@ def test_database_connections_fit_the_roles_and_the_server(overlay: str) -> None
     docs = render(overlay)
     cluster = named(docs, "Cluster", "pg")
     limits = {r["name"]: r.get("connectionLimit", -1) for r in cluster["spec"]["managed"]["roles"]}
-    problems = []
+    # Per role, summed over the Deployments that log in as it (an API and its
+    # worker share one). Per server: the primary's pools, or all replica pools
+    # on one replica. +1: the migration.
+    need: dict[str | None, int] = {}
     for deployment in service_deployments(docs):
         env = full_env(docs, _main_container(deployment))
         if "DATABASE_URL" not in env:
@@ -320,12 +376,13 @@ def test_database_connections_fit_the_roles_and_the_server(overlay: str) -> None
         hpa = named(docs, "HorizontalPodAutoscaler", deployment["metadata"]["name"])
         pool = int(env.get("DB_POOL_SIZE", KIT_POOL_SIZE))
         per_pod = pool + int(env.get("DB_MAX_OVERFLOW", KIT_MAX_OVERFLOW))
-        # Per server: the primary's pools, or all replica pools on one replica. +1: the migration.
-        need = per_pod * hpa["spec"]["maxReplicas"] + 1
-        if role not in limits or not 0 < need <= limits[role]:
-            problems.append(
-                f"role {role}: {need} connections at max scale, limit {limits.get(role)}"
-            )
+        need[role] = need.get(role, 1) + per_pod * hpa["spec"]["maxReplicas"]
+    assert set(need) >= {"auth", "results", "bulk"}
+    problems = [
+        f"role {role}: {count} connections at max scale, limit {limits.get(str(role))}"
+        for role, count in need.items()
+        if not 0 < count <= limits.get(role or "", 0)
+    ]
     max_connections = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
     if sum(limits.values()) + PG_RESERVED_CONNECTIONS > max_connections:
         problems.append(

@@ -44,7 +44,13 @@ def test_services_probe_healthz_for_life_and_readyz_for_readiness(overlay: str) 
 def test_service_deployments_roll_without_unavailability_and_stop_gracefully(overlay: str) -> None:
     docs = render(overlay)
     deployments = service_deployments(docs)
-    assert {d["metadata"]["name"] for d in deployments} >= {"gateway", "auth", "results"}
+    assert {d["metadata"]["name"] for d in deployments} >= {
+        "gateway",
+        "auth",
+        "results",
+        "bulk",
+        "bulk-worker",
+    }
     assert [p for d in deployments for p in rollout_problems(d)] == []
 
 
