@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +32,67 @@ ADMIN_PASSWORD = "e2e-admin-password"
 ALLOWED_ORIGIN = "https://app.example.edu"
 
 
+class BulkWorkers:
+    """bulk's worker processes (`python -m bulk_service worker`), apart from its API as in
+    Kubernetes, so a test can SIGKILL one mid-job and start others."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **overrides: str) -> subprocess.Popen[bytes]:
+        env = {**self.env, "WORKER_PORT": str(free_port()), **overrides}
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"bulk-worker-{len(self.processes)}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulk_service", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        port = env["WORKER_PORT"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"bulk worker exited with {process.returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("bulk worker did not become ready")
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.processes if p.poll() is None]
+
+    def ensure(self, count: int = 1) -> None:
+        """At least ``count`` workers running (a test may have killed some)."""
+        while len(self.alive()) < count:
+            self.start()
+
+    def stop_all(self) -> None:
+        for process in self.alive():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
 @dataclass
 class E2E:
     suite: Suite
     gateway: str
     env: dict[str, str]
     page_origins: dict[str, int]
+    bulk_workers: BulkWorkers
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.gateway, timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -73,12 +131,22 @@ def running_suite(tmp: Path) -> Iterator[E2E]:
         "LOG_JSON": "true",
         # Queues of a killed run expire instead of piling up in the shared broker.
         "QUEUE_EXPIRES_SECONDS": "600",
+        # bulk's workers run as processes of their own (BulkWorkers), with
+        # short leases so a killed worker's job is taken over in seconds.
+        "BULK_RUN_WORKERS": "false",
+        "JOB_LEASE_SECONDS": "3",
+        "JOB_SWEEP_SECONDS": "0.5",
     }
     suite = None
+    workers = None
     try:
         suite = start_suite(overrides, ports=ports, log_dir=tmp / "logs")
-        yield E2E(suite, suite.url("gateway"), suite.env, page_ports)
+        workers = BulkWorkers(suite.env, tmp / "logs")
+        workers.start()
+        yield E2E(suite, suite.url("gateway"), suite.env, page_ports, workers)
     finally:
+        if workers is not None:
+            workers.stop_all()
         if suite is not None:
             suite.stop()
             if os.environ.get("E2E_SHOW_LOGS"):

@@ -176,6 +176,13 @@ async def last_sent_seq(session: AsyncSession, job_id: uuid.UUID, *, dry_run: bo
     return int(last) if last is not None else -1
 
 
+async def chunk_count(session: AsyncSession, job_id: uuid.UUID, *, dry_run: bool) -> int:
+    count = await session.scalar(
+        select(func.count()).where(job_chunks.c.job_id == job_id, job_chunks.c.dry_run == dry_run)
+    )
+    return int(count or 0)
+
+
 async def record_chunk(
     session: AsyncSession,
     job_id: uuid.UUID,

@@ -1,0 +1,1 @@
+"""bulk's HTTP API (API.md "Bulk jobs")."""

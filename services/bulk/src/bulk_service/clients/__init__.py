@@ -1,0 +1,1 @@
+"""bulk's clients of other services' internal endpoints."""

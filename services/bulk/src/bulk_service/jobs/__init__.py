@@ -1,0 +1,1 @@
+"""The worker's work: running claimed jobs under a lease, and the periodic sweeps."""

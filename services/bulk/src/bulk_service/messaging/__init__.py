@@ -1,0 +1,1 @@
+"""bulk's consumers and its readers of other services' events."""

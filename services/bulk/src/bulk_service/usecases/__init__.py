@@ -1,0 +1,1 @@
+"""bulk's use cases: one transaction each."""
