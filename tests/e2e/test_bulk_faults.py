@@ -15,6 +15,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 
 import aio_pika
 import asyncpg
@@ -211,3 +212,53 @@ def test_nothing_about_a_job_is_lost_while_the_notifier_is_not_running(
         assert any(job["id"].encode() in b for b in seen), "bulk.job.completed was not kept"
     finally:
         asyncio.run(delete())
+
+
+def test_a_running_import_cancelled_stops_and_its_counts_say_what_was_applied(
+    e2e: E2E, admin_tokens: dict[str, str], cohort: list[str]
+) -> None:
+    with admin_client(e2e, admin_tokens) as admin:
+        exam = create_exam(admin, SUBJECTS)
+        job = ok(upload(admin, f"/api/v1/exams/{exam['id']}/imports", _long_file(cohort)), 202)
+        cancel = admin.post(f"/api/v1/jobs/{job['id']}/cancel")
+        assert cancel.status_code == 202, cancel.text
+        done = wait_for_job(admin, job["id"], timeout=300)
+        assert done["status"] == "cancelled", done
+        applied, distinct = _applied_once(e2e, job["id"])
+        assert applied == distinct == done["rows_ok"]
+        assert done["rows_ok"] <= STUDENTS * len(SUBJECTS)
+        again = admin.post(f"/api/v1/jobs/{job['id']}/cancel")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "CONFLICT"
+
+
+def test_an_upload_over_the_limit_is_refused_while_it_streams_and_leaves_nothing(
+    e2e: E2E, admin_tokens: dict[str, str]
+) -> None:
+    limit = int(e2e.env.get("MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
+    line = b"S-0000001,MATH,50\n"
+
+    def body() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it early
+        yield b"student_number,subject_code,mark\n"
+        block = line * 65536
+        sent = 0
+        while sent <= limit:
+            yield block
+            sent += len(block)
+
+    with admin_client(e2e, admin_tokens) as admin:
+        exam = create_exam(admin, SUBJECTS)
+        before = _query(e2e, "SELECT count(*) FROM bulk.jobs")[0][0]
+        response = admin.post(
+            f"/api/v1/exams/{exam['id']}/imports",
+            content=body(),
+            headers={"Content-Type": "text/csv"},
+        )
+    assert response.status_code == 413, response.text[:200]
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert _query(e2e, "SELECT count(*) FROM bulk.jobs")[0][0] == before
+    orphans = _query(
+        e2e,
+        "SELECT count(*) FROM bulk.job_files f LEFT JOIN bulk.jobs j ON j.id = f.job_id "
+        "WHERE j.id IS NULL",
+    )
+    assert orphans[0][0] == 0
