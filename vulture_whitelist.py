@@ -16,6 +16,8 @@ from zipfile import ZipInfo
 
 from auth_service import main as auth_main
 from auth_service.api.schemas import TokenPairOut
+from bulk_service import main as bulk_main
+from bulk_service.jobs.sources import PartsFile
 from gateway_service.proxy.connection import UpstreamConnection
 from redis.commands.core import AsyncScript
 from results_service import main as results_main
@@ -46,6 +48,7 @@ UpstreamConnection.on_message_complete
 # Worker app factories, named in a string ("auth_service.main:create_worker_app").
 auth_main.create_worker_app
 results_main.create_worker_app
+bulk_main.create_worker_app
 
 # Response and event fields: serialized for clients and consumers, never read here.
 TokenPairOut.token_type
@@ -71,6 +74,8 @@ cast(FunctionType, None).__annotations__  # FastStream: the AsyncAPI handler's p
 _BearerFromTokens.async_auth_flow  # httpx: the service token on every call
 _BearerFromTokens.sync_auth_flow  # httpx: refuses sync clients
 cast(ZipInfo, None).compress_type  # zipfile: the XLSX tests' bombs are deflated
+PartsFile.readable  # io: BufferedReader over the stored parts of an upload
+PartsFile.readinto
 
 # Names in tests and load tests, which are not importable packages: the sample
 # service's table (shared/tests) and locust's user class and its wait time.

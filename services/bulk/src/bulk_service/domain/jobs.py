@@ -19,10 +19,6 @@ class JobKind(StrEnum):
     USERS_IMPORT = "users_import"
     RESULTS_EXPORT = "results_export"
 
-    @property
-    def is_import(self) -> bool:
-        return self is not JobKind.RESULTS_EXPORT
-
 
 class JobStatus(StrEnum):
     QUEUED = "queued"

@@ -68,9 +68,6 @@ class JobRunner:
     def free_slots(self) -> int:
         return 0 if self._stopping else self._capacity - len(self._running)
 
-    def is_running(self, job_id: uuid.UUID) -> bool:
-        return job_id in self._running
-
     async def take(self, job_id: uuid.UUID) -> bool:
         """Claims the job and starts it; False when it is not ours to run (finished,
         held by another, waiting for answers) or every slot is busy."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulk_service.store.tables import job_files
@@ -54,13 +54,6 @@ class PartWriter:
             )
         )
         self._part_no += 1
-
-
-async def part_count(session: AsyncSession, job_id: uuid.UUID, role: str) -> int:
-    count = await session.scalar(
-        select(func.count()).where(job_files.c.job_id == job_id, job_files.c.role == role)
-    )
-    return int(count or 0)
 
 
 async def read_part(
