@@ -40,7 +40,7 @@ def wire(kit: Kit[BulkSettings]) -> Parts[BulkSettings]:
     limits = ReadLimits(max_columns=s.max_columns, max_cell_chars=s.max_cell_chars)
     importer = ImportWork(
         db,
-        RulesFactory(results).rules_for,
+        RulesFactory(results, patience_seconds=s.results_patience_seconds).rules_for,
         limits=limits,
         batch_rows=s.staging_batch_rows,
         chunk_rows={
@@ -48,7 +48,9 @@ def wire(kit: Kit[BulkSettings]) -> Parts[BulkSettings]:
             JobKind.USERS_IMPORT: s.users_chunk_rows,
         },
     )
-    exporter = ExportWork(db, results, part_bytes=s.upload_part_bytes)
+    exporter = ExportWork(
+        db, results, part_bytes=s.upload_part_bytes, patience_seconds=s.results_patience_seconds
+    )
     runner = JobRunner(
         db,
         {

@@ -46,6 +46,13 @@ class BulkSettings(KitSettings):
         10.0, gt=0, description="Timeout of one call to results (connect, and silence mid-stream)."
     )
 
+    results_patience_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long a worker keeps asking an unreachable results (growing pauses) "
+        "before the job fails with RESULTS_UNAVAILABLE.",
+    )
+
     max_upload_bytes: int = Field(
         50 * MIB, ge=1, description="Largest upload; refused with 413 while it streams in."
     )

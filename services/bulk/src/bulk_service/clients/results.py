@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from decimal import Decimal
 import httpx
 
 from bulk_service.domain.marks_file import ExamSubject
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +42,28 @@ class ResultsClient:
         self._http = http
         self._base = base_url.rstrip("/")
 
-    async def exam(self, exam_id: uuid.UUID, *, fresh: bool = False) -> ExamInfo | None:
-        """The exam, or None when results does not know it."""
+    async def exam(
+        self, exam_id: uuid.UUID, *, fresh: bool = False, patience_seconds: float = 0.0
+    ) -> ExamInfo | None:
+        """The exam, or None when results does not know it.
+
+        With ``patience_seconds`` (a worker, not a request) an unreachable results is
+        asked again with growing pauses for that long: a results rollout or a short
+        outage delays a job instead of failing it.
+        """
+        deadline = time.monotonic() + patience_seconds
+        pause = 0.5
+        while True:
+            try:
+                return await self._exam_once(exam_id, fresh=fresh)
+            except ResultsUnavailable:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("results unreachable; asking again in %.1f s", pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 15.0)
+
+    async def _exam_once(self, exam_id: uuid.UUID, *, fresh: bool) -> ExamInfo | None:
         try:
             response = await self._http.get(
                 f"{self._base}/internal/exams/{exam_id}", params={"fresh": str(fresh).lower()}

@@ -27,16 +27,26 @@ from bulk_service.usecases.settle import fail_job, finish
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+"""Runs of one export (each cut off mid-stream, or killed) before it fails for good."""
+_UNREACHABLE = "The results could not be read from the results service; export again later."
 ROWS_PER_WRITE = 1000
 
 
 class ExportWork:
     """The work of an export job, for :class:`~bulk_service.jobs.runner.JobRunner`."""
 
-    def __init__(self, db: Database, results: ResultsClient, *, part_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        results: ResultsClient,
+        *,
+        part_bytes: int,
+        patience_seconds: float,
+    ) -> None:
         self._db = db
         self._results = results
         self._part_bytes = part_bytes
+        self._patience = patience_seconds
 
     async def __call__(self, job: Job, lease: JobLease) -> None:
         if job.exam_id is None:

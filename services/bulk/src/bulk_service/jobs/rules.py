@@ -86,8 +86,9 @@ class UserRules:
 
 
 class RulesFactory:
-    def __init__(self, results: ResultsClient) -> None:
+    def __init__(self, results: ResultsClient, *, patience_seconds: float) -> None:
         self._results = results
+        self._patience = patience_seconds
 
     async def rules_for(self, job: Job, header: SheetRow) -> ImportRules:
         try:
@@ -95,12 +96,17 @@ class RulesFactory:
                 return UserRules(read_users_header(header))
             if job.exam_id is None:
                 raise JobFailure(JobError.EXAM_NOT_FOUND.value, "The job names no exam.")
-            exam = await self._results.exam(job.exam_id, fresh=True)
+            exam = await self._results.exam(
+                job.exam_id, fresh=True, patience_seconds=self._patience
+            )
             if exam is None:
                 raise JobFailure(JobError.EXAM_NOT_FOUND.value, "The exam no longer exists.")
             return MarkRules(read_marks_header(header, exam.subjects))
         except (HeaderRejected, UsersHeaderRejected) as exc:
             raise HeaderProblem(list(exc.errors)) from exc
-        except ResultsUnavailable:
-            # Not the file's fault: the job stays unfinished and is retried.
-            raise
+        except ResultsUnavailable as exc:
+            raise JobFailure(
+                JobError.RESULTS_UNAVAILABLE.value,
+                "The results service could not be reached for the exam's subjects; "
+                "upload the file again later.",
+            ) from exc
