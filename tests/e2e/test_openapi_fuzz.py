@@ -71,6 +71,15 @@ _OPERATIONS: list[dict[str, Any]] = [
         "checks": {"positive_data_acceptance": {"expected-statuses": [*_POSITIVE_OK, "422"]}},
     },
     {
+        # An upload's body is a file the schema can only call binary: an empty one is
+        # 422 (nothing to import), and a multipart file whose type and name say
+        # neither CSV nor XLSX (file.png) is 415, as API.md says.
+        "include-name": ["POST /api/v1/exams/{exam_id}/imports", "POST /api/v1/users/imports"],
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": [*_POSITIVE_OK, "415", "422"]}
+        },
+    },
+    {
         # A cursor is valid only as the server handed it out (signed, bound to its
         # list): a made-up one, schema-valid or not, is 400 BAD_REQUEST.
         "include-name": [
@@ -80,6 +89,7 @@ _OPERATIONS: list[dict[str, Any]] = [
             "GET /api/v1/exams/{exam_id}/marks",
             "GET /api/v1/exams/{exam_id}/marks/audit",
             "GET /api/v1/exams/{exam_id}/results",
+            "GET /api/v1/jobs",
         ],
         "checks": {"positive_data_acceptance": {"expected-statuses": [*_POSITIVE_OK, "400"]}},
     },

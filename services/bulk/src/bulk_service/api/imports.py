@@ -14,7 +14,14 @@ from bulk_service.api.deps import DB, AdminUser, Results, Settings, StaffUser
 from bulk_service.api.models import JobOut
 from bulk_service.api.upload_body import read_upload
 from bulk_service.clients.results import ExamInfo, ResultsClient, ResultsUnavailable
-from bulk_service.domain.jobs import FileFormat, ImportMode, Job, JobKind
+from bulk_service.domain.jobs import (
+    CSV_MEDIA_TYPE,
+    XLSX_MEDIA_TYPE,
+    FileFormat,
+    ImportMode,
+    Job,
+    JobKind,
+)
 from bulk_service.domain.marks_file import Shape, template_header
 from bulk_service.domain.templates import template_csv, template_xlsx
 from bulk_service.usecases.jobs import (
@@ -111,6 +118,7 @@ UPLOAD_BODY = {
 @raises(
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.VALIDATION_FAILED,
     ErrorCode.NOT_FOUND,
     ErrorCode.UPSTREAM_UNAVAILABLE,
 )
@@ -145,7 +153,7 @@ async def post_marks_import(
     response_model=JobOut,
     openapi_extra=UPLOAD_BODY,
 )
-@raises(ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+@raises(ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, ErrorCode.VALIDATION_FAILED)
 async def post_users_import(
     request: Request,
     response: Response,
@@ -191,7 +199,8 @@ async def post_export(
 
 @router.get(
     "/api/v1/exams/{exam_id}/imports/template",
-    responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}},
+    response_class=Response,
+    responses={200: {"content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}}}},
 )
 @raises(ErrorCode.NOT_FOUND, ErrorCode.UPSTREAM_UNAVAILABLE)
 async def get_template(

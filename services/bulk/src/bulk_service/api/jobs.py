@@ -17,7 +17,7 @@ from service_kit.security import CurrentUser
 from bulk_service.api.deps import DB
 from bulk_service.api.models import JobOut
 from bulk_service.domain.csv_writing import CsvWriter
-from bulk_service.domain.jobs import Job, JobKind, JobStatus
+from bulk_service.domain.jobs import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Job, JobKind, JobStatus
 from bulk_service.store import files, staging
 from bulk_service.store import jobs as jobs_store
 from bulk_service.usecases.jobs import cancel_job, download_name, visible_job
@@ -100,7 +100,7 @@ async def get_errors(job_id: uuid.UUID, caller: CurrentUser, db: DB) -> Streamin
 @router.get(
     "/{job_id}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}},
+    responses={200: {"content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}}}},
 )
 @raises(ErrorCode.CONFLICT)
 async def get_download(job_id: uuid.UUID, caller: CurrentUser, db: DB) -> StreamingResponse:
