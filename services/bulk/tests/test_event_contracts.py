@@ -60,3 +60,15 @@ def test_bulks_user_chunk_is_what_auth_reads() -> None:
         pytest.fail("auth declares no UserImportChunkV1 (users.import_chunk)")
     _same_message(UserImportChunkV1, theirs)
     theirs.model_validate(example_payload(UserImportChunkV1))
+
+
+def test_auths_answer_parses_into_bulks_reader() -> None:
+    import auth_service.contracts as auth
+    from bulk_service.messaging.answers import UserChunkAnsweredV1
+
+    producer = auth.UserImportChunkResultV1
+    assert event_key(UserChunkAnsweredV1) == event_key(producer)
+    sent = producer.model_validate(example_payload(producer))
+    read = UserChunkAnsweredV1.model_validate(sent.model_dump(mode="json"))
+    assert set(UserChunkAnsweredV1.model_fields) <= set(producer.model_fields)
+    assert (read.rows_ok, read.rows_failed) == (sent.rows_ok, sent.rows_failed)

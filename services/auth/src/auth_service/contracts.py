@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
-from pydantic import Field
-from service_kit.messaging.catalog import EventCatalog
+from pydantic import BaseModel, ConfigDict, Field
+from service_kit.messaging.catalog import EventCatalog, Subscription
 from service_kit.messaging.events import Event
+from service_kit.messaging.topology import QueueSpec
 
 PRODUCER = "auth"
 USER_CREATED = "user.created"
@@ -104,9 +106,119 @@ class UserInvitedV1(UserData):
     )
 
 
+# -- bulk's users import ------------------------------------------------------------------
+
+_JOB = "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"
+MAX_IMPORT_CHUNK_ROWS = 1000
+"""Rows per users.import_chunk at most: a bigger chunk is dead-lettered."""
+
+
+class ImportRequester(BaseModel):
+    """Who asked for the import; only an admin may import users."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: uuid.UUID = Field(
+        description="The importing user's id.", examples=["0b7c8f0e-58a5-4ad4-9d5b-1f0a3c6e2d11"]
+    )
+    role: str = Field(description="Their role when the job was created.", examples=["admin"])
+
+
+class UserImportRow(BaseModel):
+    """One row of a users file, as bulk parsed it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    row: int = Field(ge=1, description="Row in the file; the header is row 1.", examples=[2])
+    email: str = Field(description="As in the file, trimmed.", examples=["ann.lee@example.edu"])
+    full_name: str = Field(description="Trimmed.", examples=["Ann Lee"])
+    role: str = Field(description="`admin`, `examiner` or `student`.", examples=["student"])
+    student_number: str | None = Field(None, description="Students only.", examples=["S-1001"])
+    password: str | None = Field(
+        None,
+        description="SECRET. The initial password of a new user; absent: the user is "
+        "invited. Never changes an existing user's password. Never logged or echoed.",
+        examples=[None],
+    )
+
+
+class UserImportChunkV1(Event):
+    """A command: create or update these users (a chunk of a bulk users import).
+
+    Sent by bulk to its only addressee, auth. Applied once per `(job_id,
+    chunk_no)`: a chunk sent again is answered again with the stored answer.
+    Rows are idempotent on the email (its canonical form): an unknown email
+    creates the user (invited when no password is given), a known one updates
+    its name and role where they differ (never its password or student
+    number); a row equal to the stored user is unchanged. Duplicate emails in
+    the chunk fail every row involved. `partial` applies the valid rows;
+    `all_or_nothing` none if any row is bad; `dry_run` validates only. The
+    requester must be an admin, else the chunk is refused as a whole (row 0).
+    Carries passwords: never log it.
+    """
+
+    event_type = "users.import_chunk"
+    event_version = 1
+    routing_key = "auth.users.import_chunk"
+    producer = "bulk"
+
+    job_id: uuid.UUID = Field(description="The bulk job.", examples=[_JOB])
+    chunk_no: int = Field(ge=0, description="Number of the chunk in its job.", examples=[0])
+    mode: Literal["partial", "all_or_nothing"] = Field(
+        "partial", description="Import mode.", examples=["partial"]
+    )
+    dry_run: bool = Field(False, description="Validate only.", examples=[False])
+    requested_by: ImportRequester = Field(description="The importer.")
+    rows: list[UserImportRow] = Field(
+        max_length=MAX_IMPORT_CHUNK_ROWS, description="The rows, in file order."
+    )
+
+
+class ImportRowError(BaseModel):
+    """One problem of one row (never a password)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    row: int = Field(description="File row (header = 1); 0 for the whole chunk.", examples=[3])
+    column: str = Field(description="The column; empty for the whole row.", examples=["email"])
+    code: str = Field(
+        description="`EMAIL_INVALID`, `INVALID_ROLE`, `REQUIRED`, `TOO_LONG`, `NOT_ALLOWED`, "
+        "`PASSWORD_TOO_SHORT`, `PASSWORD_TOO_LONG`, `ROLE_CHANGE_NOT_ALLOWED`, "
+        "`STUDENT_NUMBER_TAKEN`, `DUPLICATE_ENTRY`; row 0: `FORBIDDEN`.",
+        examples=["EMAIL_INVALID"],
+    )
+    message: str = Field(description="For a person.", examples=["not an email address"])
+    value: str = Field("", description="The offending value (never a password).", examples=["x"])
+
+
+class UserImportChunkResultV1(Event):
+    """The answer to one `users.import_chunk`, written with the chunk's changes.
+
+    Treat answers idempotently per `(job_id, chunk_no)`. Read by bulk.
+    """
+
+    event_type = "users.import_chunk_result"
+    event_version = 1
+    producer = PRODUCER
+
+    job_id: uuid.UUID = Field(description="From the chunk.", examples=[_JOB])
+    chunk_no: int = Field(description="From the chunk.", examples=[0])
+    dry_run: bool = Field(description="From the chunk.", examples=[False])
+    applied: bool = Field(description="The valid rows were written.", examples=[True])
+    rows_ok: int = Field(ge=0, description="Users created or changed.", examples=[1])
+    rows_unchanged: int = Field(ge=0, description="Rows equal to the stored user.", examples=[0])
+    rows_failed: int = Field(ge=0, description="Rows with an error.", examples=[1])
+    errors: list[ImportRowError] = Field(description="Every problem, in row order.")
+
+
+USER_IMPORT_QUEUE = QueueSpec("auth.user-import-chunks", (UserImportChunkV1.routing_key,))
+
 EVENTS = EventCatalog(
     service=PRODUCER,
-    description="auth publishes the life of user accounts: each event carries the whole user.",
-    publishes=(UserCreatedV1, UserUpdatedV1, UserInvitedV1),
+    description="auth publishes the life of user accounts (each event carries the whole "
+    "user) and answers bulk's users import chunks.",
+    publishes=(UserCreatedV1, UserUpdatedV1, UserInvitedV1, UserImportChunkResultV1),
+    defines=(UserImportChunkV1,),
+    consumes=(Subscription(USER_IMPORT_QUEUE, (UserImportChunkV1,)),),
 )
-"""Every event auth publishes (it consumes none): the source of its event docs."""
+"""Every event auth publishes or reads: the source of its event docs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from auth_service.domain.tokens import TokenPolicy
 from auth_service.hashing import PasswordHashing
 from auth_service.jobs.purge import purge_job
 from auth_service.keys import PublishedKeys, load_key_set
+from auth_service.messaging.user_imports import register_user_imports
 from auth_service.settings import AuthSettings
 from auth_service.store.login_limits import LoginLimiter, LoginLimits
 from auth_service.store.tables import SCHEMA
@@ -85,6 +87,14 @@ def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
             ServiceAccess: service_access,
             PublishedKeys: PublishedKeys(orjson.dumps(keys.jwks())),
         },
+        consumers=[
+            partial(
+                register_user_imports,
+                db=kit.db,
+                hashing=hashing,
+                invitation_ttl_seconds=settings.invitation_ttl_seconds,
+            )
+        ],
         jobs=[purge_job(kit.db, settings)],
         on_start=[lambda: accounts.bootstrap_admin(settings.admin_email, settings.admin_password)],
         on_stop=[hashing.close],

@@ -18,11 +18,14 @@ from datetime import timedelta
 
 from service_kit.db import Database
 from service_kit.jobs import PeriodicJob
+from service_kit.messaging.inbox import purge_inbox
 
 from auth_service.settings import AuthSettings
+from auth_service.store import import_chunks as import_chunks_store
 from auth_service.store import invitations as invitations_store
 from auth_service.store import refresh_tokens as tokens_store
 from auth_service.store import revocations as revocations_store
+from auth_service.store.tables import SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ KEEP_INVITATIONS = timedelta(days=30)
 # Far past the feed's relevance (a token lifetime and a minute): a verifier
 # that was away a while still gets an answer, and the table stays small.
 KEEP_REVOCATIONS = timedelta(days=1)
+KEEP_IMPORT_CHUNKS = timedelta(days=30)
 BATCH = 5000
 
 
@@ -40,6 +44,7 @@ class Purged:
     families: int
     invitations: int
     revocations: int
+    import_chunks: int
 
 
 async def purge_expired(db: Database, *, family_age: timedelta) -> Purged:
@@ -66,7 +71,11 @@ async def purge_expired(db: Database, *, family_age: timedelta) -> Purged:
         revocations += n
         if n < BATCH:
             break
-    return Purged(tokens, families, invitations, revocations)
+    async with db.transaction() as session:
+        # Import chunks and inbox ids are kept well beyond any redelivery or DLQ replay.
+        chunks = await import_chunks_store.purge_processed_chunks(session, KEEP_IMPORT_CHUNKS)
+        chunks += await purge_inbox(session, schema=SCHEMA, older_than=KEEP_IMPORT_CHUNKS)
+    return Purged(tokens, families, invitations, revocations, chunks)
 
 
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -79,7 +88,15 @@ def purge_job(db: Database, settings: AuthSettings) -> PeriodicJob:
 
     async def run() -> None:
         purged = await purge_expired(db, family_age=family_age)
-        if purged.tokens or purged.families or purged.invitations or purged.revocations:
+        if any(
+            (
+                purged.tokens,
+                purged.families,
+                purged.invitations,
+                purged.revocations,
+                purged.import_chunks,
+            )
+        ):
             log.info(
                 "purged expired sessions",
                 extra={
@@ -87,6 +104,7 @@ def purge_job(db: Database, settings: AuthSettings) -> PeriodicJob:
                     "families": purged.families,
                     "invitations": purged.invitations,
                     "revocations": purged.revocations,
+                    "import_chunks": purged.import_chunks,
                 },
             )
 

@@ -15,13 +15,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 SCHEMA = "auth"
 
@@ -166,6 +167,18 @@ access_revocations = Table(
     ),
     CheckConstraint("(session_id IS NULL) <> (min_access_epoch IS NULL)", name="one_scope"),
     comment="Events that end access tokens before they expire; read by every verifier.",
+)
+
+processed_import_chunks = Table(
+    "processed_import_chunks",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    Column("chunk_no", Integer, nullable=False),
+    Column("result", JSONB, nullable=False, comment="The chunk's answer, re-sent on a resend."),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("job_id", "chunk_no"),
+    Index("ix_processed_import_chunks_processed_at", "processed_at"),
+    comment="bulk's users-import chunks already applied: a chunk is applied once per (job, chunk).",
 )
 
 # The kit's tables (outbox, inbox, job leases) in this schema, so the migrations create them here.
