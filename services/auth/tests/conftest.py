@@ -18,6 +18,7 @@ import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from auth_service.contracts import USER_IMPORT_QUEUE
 from auth_service.keys import generate_key_file
 from auth_service.main import create_app
 from auth_service.settings import AuthSettings
@@ -32,6 +33,7 @@ from auth_support import (
     StartService,
 )
 from redis.asyncio import Redis
+from service_kit.messaging.topology import dead_letter_exchange_name, delete_consumer_queues
 from service_kit.migrations import upgrade_to_head
 from service_kit.testing import (
     create_database,
@@ -134,7 +136,11 @@ async def start_service(settings: AuthSettings) -> AsyncIterator[StartService]:
         connection = await aio_pika.connect(RABBITMQ_URL)
         try:
             channel = await connection.channel()
+            # The import consumer's quorum queues (and their retry tiers and DLQ):
+            # left to expire, hundreds of them pile up and slow the broker for all.
+            await delete_consumer_queues(channel, settings, USER_IMPORT_QUEUE)
             await channel.exchange_delete(settings.events_exchange)
+            await channel.exchange_delete(dead_letter_exchange_name(settings))
         finally:
             await connection.close()
 
