@@ -3,6 +3,7 @@ modes, refusals, idempotency per (job, chunk), and no password anywhere it shoul
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,10 +12,11 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
-from auth_service.contracts import UserImportChunkResultV1, UserImportChunkV1
+from auth_service.contracts import USER_IMPORT_QUEUE, UserImportChunkResultV1, UserImportChunkV1
 from auth_support import ADMIN_EMAIL, ADMIN_PASSWORD, EventTap, Service, sql
 from service_kit.messaging.envelope import EventEnvelope, to_amqp_message
-from service_kit.messaging.topology import declare_events_exchange
+from service_kit.messaging.topology import declare_events_exchange, queue_names
+from service_kit.testing_logs import ARGON2_HASH, capture_all_logs
 
 SECRET = "an-initial-password-42"
 
@@ -92,7 +94,8 @@ async def _answer(tap: EventTap, chunk: dict[str, Any]) -> UserImportChunkResult
 async def _user(service: Service, email: str) -> dict[str, Any] | None:
     rows = await sql(
         service.settings,
-        "SELECT full_name, role, student_number, active, password_hash IS NOT NULL AS has_password"
+        "SELECT full_name, role, student_number, active, version,"
+        " password_hash IS NOT NULL AS has_password"
         " FROM auth.users WHERE email_canonical = lower($1)",
         email,
     )
@@ -111,7 +114,7 @@ async def test_new_users_are_created_invited_or_with_their_password(
     assert (answer.applied, answer.rows_ok, answer.rows_failed) == (True, 2, 0)
     assert (await _user(service, invited)) == {
         "full_name": "Person 2", "role": "student", "student_number": f"S-inv-{tag}",
-        "active": False, "has_password": False,
+        "active": False, "has_password": False, "version": 1,
     }  # fmt: skip
     await tap.next("user.invited", email=invited)
     token = await service.access_token(ready, SECRET)
@@ -178,7 +181,7 @@ async def test_all_or_nothing_and_dry_run_write_nothing(service: Service, tap: E
     tag = uuid.uuid4().hex[:6]
     good, bad = _row(2, f"aon-{tag}@example.edu"), _row(3, "broken")
     aon = await _answer(tap, await _send(service, [good, bad], mode="all_or_nothing"))
-    assert (aon.applied, aon.rows_ok, aon.rows_failed) == (False, 0, 1)
+    assert (aon.applied, aon.rows_ok, aon.rows_failed) == (False, 1, 1)
     dry = await _answer(tap, await _send(service, [good], dry_run=True))
     assert (dry.applied, dry.dry_run, dry.rows_ok) == (False, True, 1)
     assert await _user(service, f"aon-{tag}@example.edu") is None
@@ -219,3 +222,131 @@ def test_more_than_a_thousand_rows_is_not_a_chunk() -> None:
             }
         )
     assert ADMIN_PASSWORD  # the admin the chunks are sent as exists (bootstrap)
+
+
+async def test_an_identical_chunk_of_a_new_job_changes_nothing(
+    service: Service, tap: EventTap
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    rows = [_row(2, f"same-{tag}@example.edu"), _row(3, f"also-{tag}@example.edu", role="admin")]
+    first = await _answer(tap, await _send(service, rows))
+    assert (first.rows_ok, first.rows_unchanged) == (2, 0)
+    for email in (f"same-{tag}@example.edu", f"also-{tag}@example.edu"):
+        await tap.next("user.created", email=email)
+    again = await _answer(tap, await _send(service, rows))
+    assert (again.applied, again.rows_ok, again.rows_unchanged, again.rows_failed) == (
+        True, 0, 2, 0,
+    )  # fmt: skip
+    assert (await _user(service, f"same-{tag}@example.edu"))["version"] == 1  # type: ignore[index]
+    updated = await sql(
+        service.settings,
+        "SELECT count(*) AS n FROM auth.outbox WHERE type = 'user.updated'"
+        " AND payload->>'email' LIKE $1",
+        f"%-{tag}@example.edu",
+    )
+    assert updated[0]["n"] == 0
+
+
+async def test_an_update_and_a_dry_run_of_one(service: Service, tap: EventTap) -> None:
+    tag = uuid.uuid4().hex[:6]
+    email = f"upd-{tag}@example.edu"
+    await _answer(tap, await _send(service, [_row(2, email, role="examiner")]))
+    dry = await _answer(
+        tap, await _send(service, [_row(2, email, role="admin", full_name="B")], dry_run=True)
+    )
+    assert (dry.applied, dry.rows_ok, dry.rows_unchanged) == (False, 1, 0)
+    assert (await _user(service, email))["role"] == "examiner"  # type: ignore[index]
+    done = await _answer(tap, await _send(service, [_row(2, email, role="admin", full_name="B")]))
+    assert (done.applied, done.rows_ok) == (True, 1)
+    event = await tap.next("user.updated", email=email)
+    assert (event["data"]["role"], event["data"]["full_name"], event["data"]["version"]) == (
+        "admin", "B", 2,
+    )  # fmt: skip
+
+
+async def test_student_numbers_are_never_changed_nor_shared(
+    service: Service, tap: EventTap, admin_token: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    email = f"stu-{tag}@example.edu"
+    await _answer(tap, await _send(service, [_row(2, email)]))
+    rows = [
+        _row(2, email, student_number=f"S-other-{tag}"),
+        _row(3, f"a-{tag}@example.edu", student_number=f"S-twice-{tag}"),
+        _row(4, f"b-{tag}@example.edu", student_number=f"S-twice-{tag}"),
+        _row(5, f"c-{tag}@example.edu", student_number=f"S-stu-{tag}"),
+    ]
+    answer = await _answer(tap, await _send(service, rows))
+    assert (answer.applied, answer.rows_ok, answer.rows_failed) == (True, 0, 4)
+    assert [(e.row, e.column, e.code) for e in answer.errors] == [
+        (2, "student_number", "NOT_ALLOWED"),
+        (3, "student_number", "DUPLICATE_ENTRY"),
+        (4, "student_number", "DUPLICATE_ENTRY"),
+        (5, "student_number", "STUDENT_NUMBER_TAKEN"),
+    ]
+    assert (await _user(service, email))["student_number"] == f"S-stu-{tag}"  # type: ignore[index]
+
+
+async def test_the_importer_cannot_demote_themself(service: Service, tap: EventTap) -> None:
+    answer = await _answer(
+        tap, await _send(service, [_row(2, ADMIN_EMAIL, role="examiner", full_name="X")])
+    )
+    assert [(e.row, e.column, e.code) for e in answer.errors] == [(2, "role", "CONFLICT")]
+    assert (await _user(service, ADMIN_EMAIL))["role"] == "admin"  # type: ignore[index]
+
+
+async def test_an_admin_role_claim_of_an_unknown_user_is_refused(
+    service: Service, tap: EventTap
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    chunk = await _send(
+        service,
+        [_row(2, f"ghost-{tag}@example.edu")],
+        requester={"user_id": str(uuid.uuid4()), "role": "admin"},
+    )
+    answer = await _answer(tap, chunk)
+    assert [(e.row, e.code) for e in answer.errors] == [(0, "FORBIDDEN")]
+    assert await _user(service, f"ghost-{tag}@example.edu") is None
+
+
+async def test_passwords_reach_no_log_answer_or_error_even_when_dead_lettered(
+    service: Service, tap: EventTap
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    secret, bad = "import-log-scan-password-5d2c", "shrt-pw9"
+    rows = [
+        _row(2, f"logpw-{tag}@example.edu", role="examiner", password=secret),
+        _row(3, f"badpw-{tag}@example.edu", role="examiner", password=bad),
+    ]
+    too_many = [_row(i + 2, f"big{i}-{tag}@example.edu", password=secret) for i in range(1001)]
+    with capture_all_logs() as logs:
+        answer = await _answer(tap, await _send(service, rows))
+        await _send(service, too_many)
+        dead = await _dead_letter(service)
+    assert (answer.rows_ok, answer.rows_failed) == (1, 1)
+    assert [(e.code, e.column, e.value) for e in answer.errors] == [
+        ("PASSWORD_TOO_SHORT", "password", "")
+    ]
+    text = answer.model_dump_json()
+    assert secret not in text and bad not in text
+    assert dead["type"] == "users.import_chunk" and len(dead["data"]["rows"]) == 1001
+    assert await _user(service, f"big0-{tag}@example.edu") is None
+    logs.assert_free_of({"password": secret, "refused password": bad}, ARGON2_HASH)
+
+
+async def _dead_letter(service: Service, timeout: float = 20) -> dict[str, Any]:
+    dlq = queue_names(service.settings, USER_IMPORT_QUEUE).dlq
+    connection = await aio_pika.connect(service.settings.rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(dlq, ensure=True)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is not None:
+                envelope: dict[str, Any] = orjson.loads(message.body)
+                return envelope
+            assert asyncio.get_running_loop().time() < deadline, f"nothing in {dlq}"
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()

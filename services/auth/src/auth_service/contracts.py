@@ -121,23 +121,36 @@ class ImportRequester(BaseModel):
     user_id: uuid.UUID = Field(
         description="The importing user's id.", examples=["0b7c8f0e-58a5-4ad4-9d5b-1f0a3c6e2d11"]
     )
-    role: str = Field(description="Their role when the job was created.", examples=["admin"])
+    role: Literal["admin", "examiner", "student"] = Field(
+        description="Their role when the job was created; auth also checks the user is an "
+        "active admin now.",
+        examples=["admin"],
+    )
 
 
 class UserImportRow(BaseModel):
     """One row of a users file, as bulk parsed it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # A row that fails the model must not quote its input (it may hold a password)
+    # in the error the consumer logs when it dead-letters the chunk.
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     row: int = Field(ge=1, description="Row in the file; the header is row 1.", examples=[2])
     email: str = Field(description="As in the file, trimmed.", examples=["ann.lee@example.edu"])
     full_name: str = Field(description="Trimmed.", examples=["Ann Lee"])
     role: str = Field(description="`admin`, `examiner` or `student`.", examples=["student"])
-    student_number: str | None = Field(None, description="Students only.", examples=["S-1001"])
+    student_number: str | None = Field(
+        None,
+        description="Students only. An existing user's number is never changed by an import "
+        "(results keys marks by it): a different one fails the row.",
+        examples=["S-1001"],
+    )
     password: str | None = Field(
         None,
-        description="SECRET. The initial password of a new user; absent: the user is "
-        "invited. Never changes an existing user's password. Never logged or echoed.",
+        description="SECRET: the initial password (10 to 1024 characters) of a new user; "
+        "absent or null: the user is invited (`user.invited`). Ignored for an existing user, "
+        "whose password an import never changes (a re-run must not reset passwords set "
+        "since). Never logged, never echoed in an error (its value is empty).",
         examples=[None],
     )
 
@@ -150,12 +163,16 @@ class UserImportChunkV1(Event):
     Rows are idempotent on the email (its canonical form): an unknown email
     creates the user (invited when no password is given), a known one updates
     its name and role where they differ (never its password or student
-    number); a row equal to the stored user is unchanged. Duplicate emails in
-    the chunk fail every row involved. `partial` applies the valid rows;
-    `all_or_nothing` none if any row is bad; `dry_run` validates only. The
-    requester must be an admin, else the chunk is refused as a whole (row 0).
-    Carries passwords: never log it.
+    number); a row equal to the stored user is unchanged. Duplicate emails,
+    or student numbers, in the chunk fail every row involved. `partial`
+    applies the valid rows; `all_or_nothing` none if any row is bad (a chunk
+    is auth's unit of atomicity); `dry_run` validates only. The requester must
+    be an active admin, else the chunk is refused as a whole (row 0). Over
+    1000 rows, or a payload that fails the model: dead-lettered (the logged
+    error quotes no input). Carries passwords: never log it.
     """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     event_type = "users.import_chunk"
     event_version = 1
@@ -182,8 +199,9 @@ class ImportRowError(BaseModel):
     row: int = Field(description="File row (header = 1); 0 for the whole chunk.", examples=[3])
     column: str = Field(description="The column; empty for the whole row.", examples=["email"])
     code: str = Field(
-        description="`EMAIL_INVALID`, `INVALID_ROLE`, `REQUIRED`, `TOO_LONG`, `NOT_ALLOWED`, "
-        "`PASSWORD_TOO_SHORT`, `PASSWORD_TOO_LONG`, `ROLE_CHANGE_NOT_ALLOWED`, "
+        description="`EMAIL_INVALID`, `INVALID_ROLE`, `REQUIRED`, `TOO_LONG`, `NOT_ALLOWED` "
+        "(student number of an existing user), `PASSWORD_TOO_SHORT`, `PASSWORD_TOO_LONG`, "
+        "`ROLE_CHANGE_NOT_ALLOWED`, `CONFLICT` (the requester demoting themself), "
         "`STUDENT_NUMBER_TAKEN`, `DUPLICATE_ENTRY`; row 0: `FORBIDDEN`.",
         examples=["EMAIL_INVALID"],
     )
@@ -194,7 +212,11 @@ class ImportRowError(BaseModel):
 class UserImportChunkResultV1(Event):
     """The answer to one `users.import_chunk`, written with the chunk's changes.
 
-    Treat answers idempotently per `(job_id, chunk_no)`. Read by bulk.
+    Written to the outbox in the transaction that applied the chunk; a chunk
+    sent again is answered again with the stored answer. A chunk refused as a
+    whole (requester not an active admin) has one error on row 0 and every
+    row failed. Holds no password (a password error's value is empty). Treat
+    answers idempotently per `(job_id, chunk_no)`. Read by bulk.
     """
 
     event_type = "users.import_chunk_result"
@@ -205,7 +227,12 @@ class UserImportChunkResultV1(Event):
     chunk_no: int = Field(description="From the chunk.", examples=[0])
     dry_run: bool = Field(description="From the chunk.", examples=[False])
     applied: bool = Field(description="The valid rows were written.", examples=[True])
-    rows_ok: int = Field(ge=0, description="Users created or changed.", examples=[1])
+    rows_ok: int = Field(
+        ge=0,
+        description="Valid rows that created or changed a user (or would have, in a dry run "
+        "or an all_or_nothing chunk that was not applied).",
+        examples=[1],
+    )
     rows_unchanged: int = Field(ge=0, description="Rows equal to the stored user.", examples=[0])
     rows_failed: int = Field(ge=0, description="Rows with an error.", examples=[1])
     errors: list[ImportRowError] = Field(description="Every problem, in row order.")

@@ -11,6 +11,7 @@ user has set since), nor their student number (results keys marks by it).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -89,20 +90,27 @@ def _validated(source: UserImportRow) -> _Row:
 
 
 def _mark_duplicates(rows: list[_Row]) -> None:
-    by_email: dict[str, list[_Row]] = defaultdict(list)
-    for row in rows:
-        if row.email is not None:
-            by_email[row.email.canonical].append(row)
-    for same in by_email.values():
-        if len(same) > 1:
-            numbers = ", ".join(str(r.source.row) for r in same)
-            for row in same:
-                row.fail(
-                    "email",
-                    DetailCode.DUPLICATE_ENTRY.value,
-                    f"the same email is on rows {numbers}",
-                    row.source.email,
-                )
+    """DUPLICATE_ENTRY on every row of an email (canonical) or student number met twice."""
+    for column in ("email", "student_number"):
+        groups: dict[str, list[_Row]] = defaultdict(list)
+        for row in rows:
+            if column == "email":
+                key = row.email.canonical if row.email is not None else None
+            else:
+                key = row.student_number if row.role == Role.STUDENT else None
+            if key:
+                groups[key].append(row)
+        for same in groups.values():
+            if len(same) > 1:
+                numbers = ", ".join(str(r.source.row) for r in same)
+                for row in same:
+                    value = row.source.email if column == "email" else row.student_number or ""
+                    row.fail(
+                        column,
+                        DetailCode.DUPLICATE_ENTRY.value,
+                        f"the same {column.replace('_', ' ')} is on rows {numbers}",
+                        value,
+                    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +120,7 @@ class _Plan:
     unchanged: int
 
 
-async def _plan(session: AsyncSession, rows: list[_Row]) -> _Plan:
+async def _plan(session: AsyncSession, rows: list[_Row], requester: uuid.UUID) -> _Plan:
     valid = [r for r in rows if not r.errors and r.email is not None and r.role is not None]
     existing = await chunks_store.users_by_canonical_email(
         session, {r.email.canonical for r in valid if r.email is not None}
@@ -123,12 +131,12 @@ async def _plan(session: AsyncSession, rows: list[_Row]) -> _Plan:
     creates: list[_Row] = []
     updates: list[tuple[_Row, User, dict[str, object]]] = []
     unchanged = 0
-    claimed_numbers: dict[str, str] = {}
     for row in valid:
         assert row.email is not None and row.role is not None
         user = existing.get(row.email.canonical)
         if row.student_number:
-            holder = holders.get(row.student_number) or claimed_numbers.get(row.student_number)
+            # Numbers repeated within the chunk already failed (DUPLICATE_ENTRY).
+            holder = holders.get(row.student_number)
             if holder is not None and holder != row.email.canonical:
                 row.fail(
                     "student_number",
@@ -137,7 +145,6 @@ async def _plan(session: AsyncSession, rows: list[_Row]) -> _Plan:
                     row.student_number,
                 )
                 continue
-            claimed_numbers[row.student_number] = row.email.canonical
         if user is None:
             creates.append(row)
             continue
@@ -148,6 +155,15 @@ async def _plan(session: AsyncSession, rows: list[_Row]) -> _Plan:
             problems = role_change_problems(user, row.role)
             if problems:
                 _from_details(row, problems)
+                continue
+            if user.id == requester:
+                # As PATCH /users: the last admin must not lock everybody out.
+                row.fail(
+                    "role",
+                    ErrorCode.CONFLICT.value,
+                    "you cannot demote your own account",
+                    row.source.role,
+                )
                 continue
             changes["role"] = row.role.value
         if row.student_number != user.student_number:
@@ -193,7 +209,7 @@ async def import_user_chunk(
         answer = UserImportChunkResultV1.model_validate(stored)
         await add_event(session, answer)
         return answer
-    if chunk.requested_by.role != "admin":
+    if not await _is_active_admin(session, chunk):
         answer = UserImportChunkResultV1(
             job_id=chunk.job_id,
             chunk_no=chunk.chunk_no,
@@ -207,7 +223,7 @@ async def import_user_chunk(
                     row=0,
                     column="",
                     code=ErrorCode.FORBIDDEN.value,
-                    message="Only an admin may import users.",
+                    message="Only an active admin may import users.",
                 )
             ],
         )
@@ -218,7 +234,27 @@ async def import_user_chunk(
     ):
         raise TransientError(f"users chunk {chunk.job_id}/{chunk.chunk_no} applied concurrently")
     await add_event(session, answer)
+    log.info(
+        "users import chunk answered",
+        extra={
+            "job_id": str(chunk.job_id),
+            "chunk_no": chunk.chunk_no,
+            "applied": answer.applied,
+            "rows_ok": answer.rows_ok,
+            "rows_unchanged": answer.rows_unchanged,
+            "rows_failed": answer.rows_failed,
+        },
+    )
     return answer
+
+
+async def _is_active_admin(session: AsyncSession, chunk: UserImportChunkV1) -> bool:
+    """The role the job was created with, and the requester's account now (a user
+    demoted or deactivated since must not go on creating accounts)."""
+    if chunk.requested_by.role != Role.ADMIN.value:
+        return False
+    user = await users_store.get_user(session, chunk.requested_by.user_id)
+    return user is not None and user.active and user.role == Role.ADMIN
 
 
 async def _apply(
@@ -227,23 +263,24 @@ async def _apply(
     invitation_ttl_seconds: int,
     chunk: UserImportChunkV1,
 ) -> UserImportChunkResultV1:
+    # Validate-then-apply: every check runs before the first write, and the
+    # writes cannot fail on a row's data (inserts are ON CONFLICT DO NOTHING),
+    # so one bad row never aborts the transaction the good ones are in.
     rows = [_validated(source) for source in chunk.rows]
     _mark_duplicates(rows)
-    plan = await _plan(session, rows)
+    plan = await _plan(session, rows, chunk.requested_by.user_id)
     would_change = len(plan.creates) + len(plan.updates)
     any_error = any(r.errors for r in rows)
     if chunk.dry_run or (chunk.mode == "all_or_nothing" and any_error):
-        ok = (
-            0
-            if any_error and chunk.mode == "all_or_nothing" and not chunk.dry_run
-            else would_change
-        )
-        return _answer(chunk, applied=False, ok=ok, unchanged=plan.unchanged, rows=rows)
-    created = 0
+        return _answer(chunk, applied=False, ok=would_change, unchanged=plan.unchanged, rows=rows)
     for row in plan.creates:
         assert row.email is not None and row.role is not None
-        # Argon2 per row with a password (tens of ms of a hashing worker each),
-        # off the event loop like a sign-up; invited rows cost nothing.
+        # Cost: one Argon2id hash per created row with a password, at the OWASP
+        # parameters tens of milliseconds of CPU and 19 MiB in one worker of
+        # auth's hashing pool (off the event loop, as sign-ups and resets do):
+        # a 1000-row chunk of passwords is tens of seconds. One at a time, so
+        # the import leaves the pool's other workers to sign-ins. Invited rows,
+        # updates, unchanged rows, dry runs and refused chunks hash nothing.
         password = row.source.password
         password_hash = await hashing.hash(password) if password else None
         user = await users_store.insert_user(
@@ -255,14 +292,14 @@ async def _apply(
             password_hash=password_hash,
             active=password_hash is not None,
         )
-        if user is None:  # taken by a concurrent create since the plan
-            row.fail(
-                "email",
-                ErrorCode.USER_EMAIL_TAKEN.value,
-                "the email or student number was taken meanwhile",
-                row.source.email,
-            )
-            continue
+        if user is None:
+            # The email or number was taken by a concurrent create since the
+            # plan: roll the chunk back and retry it, when the plan sees that
+            # user (an update, or STUDENT_NUMBER_TAKEN) and all_or_nothing
+            # stays all or nothing.
+            raise TransientError(f"users chunk {chunk.job_id}/{chunk.chunk_no}: row conflict")
+        # As Accounts.create_user: user.created, and without a password an
+        # invitation and user.invited, in this transaction's outbox.
         await events.user_created(session, user)
         if password_hash is None:
             token = new_secret_token()
@@ -270,12 +307,9 @@ async def _apply(
                 session, user.id, token_digest(token), invitation_ttl_seconds
             )
             await events.user_invited(session, user, token, expires_at)
-        created += 1
     for _, user, changes in plan.updates:
         if "role" in changes:
             await revocations_store.raise_access_epoch(session, user.id, "role_changed")
         updated = await users_store.update_user(session, user.id, **changes)
         await events.user_updated(session, updated)
-    return _answer(
-        chunk, applied=True, ok=created + len(plan.updates), unchanged=plan.unchanged, rows=rows
-    )
+    return _answer(chunk, applied=True, ok=would_change, unchanged=plan.unchanged, rows=rows)
