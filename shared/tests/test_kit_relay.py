@@ -16,6 +16,7 @@ from service_kit.messaging import (
     declare_consumer_queues,
     unsent_count,
 )
+from service_kit.messaging.relay import within_budget
 from service_kit.messaging.tables import tables_for
 from service_kit.settings import KitSettings
 from sqlalchemy import select, text
@@ -182,3 +183,30 @@ async def _terminate_backends_stuck_in_sleep(db: Database) -> None:
                 "AND wait_event = 'PgSleep'"
             )
         )
+
+
+def test_a_batch_takes_rows_up_to_its_byte_budget_and_never_none() -> None:
+    claimed = [("a", 400), ("b", 400), ("c", 400)]
+    assert within_budget(claimed, 1000) == ["a", "b"]
+    assert within_budget(claimed, 10_000) == ["a", "b", "c"]
+    # An event bigger than the budget still goes out, alone.
+    assert within_budget([("big", 5000), ("b", 1)], 1000) == ["big"]
+    assert within_budget([("a", None)], 0) == ["a"]
+
+
+async def test_big_events_go_out_in_byte_bounded_batches_in_order(
+    db: Database, settings: KitSettings, rabbit: Rabbit, unique: str
+) -> None:
+    """Before: 100 big rows per batch, decoded at once, held hundreds of MB in the relay."""
+    spec = rabbit.track(QueueSpec(f"probe-{unique}", ("kit.probe",)))
+    names = await declare_consumer_queues(rabbit.channel, settings, spec)
+    ids = await add_probes(db, 40)
+    # Every probe is larger than this budget: one row per batch, 40 batches in a row.
+    relay = fast_relay(db, settings, batch_size=100, batch_bytes=1)
+    relay.start()
+    try:
+        received = [str((await rabbit.get(names.work)).message_id) for _ in ids]
+    finally:
+        await relay.stop()
+    assert received == ids  # in order, every one
+    assert await unsent(db) == 0
