@@ -116,6 +116,7 @@ UPLOAD_BODY = {
     openapi_extra=UPLOAD_BODY,
 )
 @raises(
+    ErrorCode.BAD_REQUEST,
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ErrorCode.VALIDATION_FAILED,
@@ -153,7 +154,12 @@ async def post_marks_import(
     response_model=JobOut,
     openapi_extra=UPLOAD_BODY,
 )
-@raises(ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, ErrorCode.VALIDATION_FAILED)
+@raises(
+    ErrorCode.BAD_REQUEST,
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.VALIDATION_FAILED,
+)
 async def post_users_import(
     request: Request,
     response: Response,
