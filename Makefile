@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_PYTHON ?= 3.11
 # Every service's EventCatalog: docs/events.md and docs/asyncapi/ are generated from them.
 EVENT_CATALOGS := auth_service.contracts:EVENTS results_service.messaging.catalog:EVENTS bulk_service.messaging.catalog:EVENTS
-PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests services/bulk/tests deploy/tests tests
+PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests services/bulk/tests services/notifier/tests deploy/tests tests
 
 .PHONY: help
 help: ## list the targets
@@ -28,7 +28,8 @@ run: install ## start every service as its own process (Ctrl-C stops all)
 lint: install ## ruff, mypy (strict for the kit and the results domain) and vulture (dead code)
 	"$(UV)" run --frozen ruff check .
 	"$(UV)" run --frozen ruff format --check .
-	"$(UV)" run --frozen mypy shared/src services/results/src/results_service/domain services/bulk/src
+	"$(UV)" run --frozen mypy shared/src services/results/src/results_service/domain services/bulk/src \
+		services/notifier/src
 	"$(UV)" run --frozen mypy services/auth/src services/gateway/src services/results/src vulture_whitelist.py
 	@# Tests and migrations are passed too: what only they use is used, not dead.
 	"$(UV)" run --frozen vulture shared/src services/*/src scripts loadtests \
