@@ -1,0 +1,175 @@
+"""Fixtures of the bulk tests (uploads, jobs, the worker's rules with the database).
+
+Each test gets its own database (``bulk_test_<uuid>``, cloned from a template
+migrated once per session with bulk's real migrations, and dropped even when
+the test fails), its own Redis key prefix, queue prefix and events exchange.
+The app runs in-process (httpx ASGITransport + the real lifespan) with
+``RUN_WORKERS`` off; tokens are signed by a test Ed25519 key whose JWKS the
+verifier gets from a static fetcher; results' internal endpoints (and auth's
+service-token endpoint) are a tiny real HTTP server on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from asgi_lifespan import LifespanManager
+from bulk_service.main import create_app
+from bulk_service.settings import BulkSettings
+from bulk_support import Caller, JwtKeys, ResultsStub, caller, start_results_stub, static_verifier
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
+from service_kit.db import Database
+from service_kit.migrations import upgrade_to_head
+from service_kit.redis import create_redis
+from service_kit.testing import create_database, drop_database, scratch_redis, unique_database_name
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    name = unique_database_name("bulk_tmpl")
+
+    async def create() -> None:
+        await upgrade_to_head(ALEMBIC_INI, await create_database(name))
+
+    asyncio.run(create())
+    try:
+        yield name
+    finally:
+        asyncio.run(drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def database_dropper() -> Iterator[ThreadPoolExecutor]:
+    """Drops test databases off the test's critical path; all are gone before the session ends."""
+    executor = ThreadPoolExecutor(max_workers=6, thread_name_prefix="drop-db")
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True)
+
+
+@pytest.fixture
+async def database_url(
+    template_database: str, database_dropper: ThreadPoolExecutor
+) -> AsyncIterator[str]:
+    name = unique_database_name("bulk_test")
+    url = await create_database(name, template=template_database)
+    try:
+        yield url
+    finally:
+        database_dropper.submit(asyncio.run, drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def jwt_keys() -> JwtKeys:
+    return JwtKeys.generate()
+
+
+@pytest.fixture(scope="session")
+def results_stub_server() -> Iterator[ResultsStub]:
+    stub, stop = start_results_stub()
+    try:
+        yield stub
+    finally:
+        stop()
+
+
+@pytest.fixture
+def results_stub(results_stub_server: ResultsStub) -> Iterator[ResultsStub]:
+    """The session's stub, reset to reachable for each test (exams stay: ids are unique)."""
+    results_stub_server.failing = False
+    try:
+        yield results_stub_server
+    finally:
+        results_stub_server.failing = False
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def settings(database_url: str, unique: str, results_stub: ResultsStub) -> BulkSettings:
+    return BulkSettings(
+        environment="test",
+        log_json=False,
+        database_url=database_url,
+        db_pool_size=10,
+        redis_key_prefix=f"test-{unique}:",
+        queue_prefix=f"test-{unique}.",
+        events_exchange=f"test-{unique}.events",
+        queue_expires_seconds=600,
+        auth_url=results_stub.url,
+        results_url=results_stub.url,
+        results_timeout_seconds=5,
+        results_patience_seconds=0,
+        run_workers=False,
+        max_upload_bytes=100 * 1024,
+        upload_part_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture
+async def db(settings: BulkSettings) -> AsyncIterator[Database]:
+    database = Database(settings)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def redis(settings: BulkSettings) -> AsyncIterator[Redis]:
+    async with scratch_redis(create_redis(settings), settings.redis_key_prefix) as client:
+        yield client
+
+
+async def _running_app(
+    settings: BulkSettings, jwt_keys: JwtKeys
+) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+    app = create_app(settings)
+    app.state.token_verifier = static_verifier(jwt_keys, settings)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://bulk.test") as client,
+    ):
+        yield app, client
+
+
+@pytest.fixture
+async def client(
+    settings: BulkSettings, jwt_keys: JwtKeys, redis: Redis
+) -> AsyncIterator[AsyncClient]:
+    """The API in-process, without consumers, runner or relay (``RUN_WORKERS`` off)."""
+    async for _, http in _running_app(settings, jwt_keys):
+        yield http
+
+
+@pytest.fixture
+def admin(jwt_keys: JwtKeys, settings: BulkSettings) -> Caller:
+    return caller(jwt_keys, settings, "admin")
+
+
+@pytest.fixture
+def examiner(jwt_keys: JwtKeys, settings: BulkSettings) -> Caller:
+    return caller(jwt_keys, settings, "examiner")
+
+
+@pytest.fixture
+def other_examiner(jwt_keys: JwtKeys, settings: BulkSettings) -> Caller:
+    return caller(jwt_keys, settings, "examiner")
+
+
+@pytest.fixture
+def student(jwt_keys: JwtKeys, settings: BulkSettings) -> Caller:
+    return caller(jwt_keys, settings, "student")
