@@ -168,13 +168,9 @@ async def test_two_runners_racing_for_a_job_claim_it_once(db: Database) -> None:
     assert await scalar(db, "SELECT count(*) FROM bulk.jobs WHERE lease_owner IS NOT NULL") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JobRunner.take checks `job_id in self._running` before awaiting the claim and "
-    "claim_job lets the lease's own owner claim again, so two concurrent take() calls on ONE "
-    "runner (the job command and the sweep at once) both succeed: the job runs twice in one "
-    "worker under one lease, attempts counted twice",
-)
+# Before: take() checked `_running` before awaiting the claim, and the claim lets the
+# lease's own owner claim again, so the job's command and the sweep at once ran the
+# job twice in one worker under one lease.
 async def test_one_runner_taking_a_job_twice_at_once_runs_it_once(db: Database) -> None:
     work = Parked()
     a = runner(db, "worker-a", work)

@@ -48,6 +48,9 @@ class JobRunner:
         self._capacity = capacity
         self._sweep_seconds = sweep_seconds
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Jobs being claimed right now: the job's command and the sweep can take the
+        # same job at once, and the claim lets the lease's own owner claim again.
+        self._claiming: set[uuid.UUID] = set()
         self._stopping = False
 
     async def start(self) -> None:
@@ -66,15 +69,19 @@ class JobRunner:
 
     @property
     def free_slots(self) -> int:
-        return 0 if self._stopping else self._capacity - len(self._running)
+        return 0 if self._stopping else self._capacity - len(self._running) - len(self._claiming)
 
     async def take(self, job_id: uuid.UUID) -> bool:
         """Claims the job and starts it; False when it is not ours to run (finished,
         held by another, waiting for answers) or every slot is busy."""
-        if self.free_slots <= 0 or job_id in self._running:
+        if self.free_slots <= 0 or job_id in self._running or job_id in self._claiming:
             return False
-        async with self._db.transaction() as session:
-            job = await jobs_store.claim_job(session, job_id, self.owner, self._lease_seconds)
+        self._claiming.add(job_id)
+        try:
+            async with self._db.transaction() as session:
+                job = await jobs_store.claim_job(session, job_id, self.owner, self._lease_seconds)
+        finally:
+            self._claiming.discard(job_id)
         if job is None:
             return False
         JOBS_TAKEN.labels(job.kind.value).inc()
