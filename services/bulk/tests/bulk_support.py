@@ -10,6 +10,7 @@ both point at it).
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import socket
 import threading
@@ -296,7 +297,9 @@ async def staged(db: Database, job_id: uuid.UUID) -> list[Any]:
 
 
 def csv_bytes(lines: Iterable[Sequence[object]]) -> bytes:
-    return "".join(",".join(str(c) for c in line) + "\r\n" for line in lines).encode()
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(lines)
+    return out.getvalue().encode()
 
 
 def xlsx_bytes(lines: Iterable[Sequence[object]]) -> bytes:
