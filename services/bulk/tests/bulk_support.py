@@ -106,7 +106,7 @@ def caller(keys: JwtKeys, settings: BulkSettings, role: str) -> Caller:
 class ResultsStub:
     """Exams results knows (``exams``), their NDJSON result lines (``results``).
 
-    ``failing`` answers 503 on every exam route; ``exam_calls`` counts lookups.
+    ``failing`` answers 503 on every exam route.
     Like auth, it hands out service tokens; like results, it refuses an internal
     call without one of them (401).
     """
@@ -115,7 +115,6 @@ class ResultsStub:
     exams: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     results: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
     failing: bool = False
-    exam_calls: int = 0
     issued: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -168,7 +167,6 @@ def start_results_stub() -> tuple[ResultsStub, Callable[[], None]]:
         if not _authorised(request):
             return JSONResponse({"error": {"code": "AUTH_TOKEN_MISSING"}}, status_code=401)
         with stub.lock:
-            stub.exam_calls += 1
             if stub.failing:
                 return JSONResponse({"error": {"code": "INTERNAL"}}, status_code=503)
             found = stub.exams.get(uuid.UUID(request.path_params["exam_id"]))
