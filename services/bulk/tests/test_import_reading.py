@@ -15,15 +15,18 @@ from bulk_service.clients.results import ResultsClient
 from bulk_service.domain.jobs import Job, JobKind
 from bulk_service.domain.sheets import ReadLimits
 from bulk_service.jobs.imports import ImportWork
-from bulk_service.jobs.lease import JobLease
+from bulk_service.jobs.lease import JobLease, LeaseLost
 from bulk_service.jobs.rules import RulesFactory
 from bulk_service.jobs.runner import JobRunner
+from bulk_service.messaging.answers import AnswerRowError, MarkChunkAnsweredV1
 from bulk_service.settings import BulkSettings
 from bulk_service.store import jobs as jobs_store
+from bulk_service.usecases.answers import take_answer
 from bulk_support import (
     Caller,
     ResultsStub,
     csv_bytes,
+    execute,
     job_errors,
     outbox_of,
     scalar,
@@ -440,3 +443,170 @@ async def test_the_runner_runs_an_import_and_releases_its_lease(
     assert len(await outbox_of(db, "marks.import_chunk", job_id)) == 1
     lease = await scalar(db, "SELECT lease_owner FROM bulk.jobs WHERE id = :j", j=job_id)
     assert lease is None
+
+
+# -- the cycle with answers, cancelling, takeover --------------------------------------
+
+
+async def take(db: Database, reply: MarkChunkAnsweredV1) -> None:
+    async with db.transaction() as session:
+        await take_answer(session, reply)
+
+
+def answer(
+    job_id: uuid.UUID, chunk_no: int, dry_run: bool, ok: int, failed: int = 0
+) -> MarkChunkAnsweredV1:
+    errors = [AnswerRowError(row=2, column="student_number", code="STUDENT_NOT_FOUND")] * failed
+    return MarkChunkAnsweredV1(
+        job_id=job_id,
+        chunk_no=chunk_no,
+        dry_run=dry_run,
+        applied=not dry_run,
+        rows_ok=ok,
+        rows_unchanged=0,
+        rows_failed=failed,
+        errors=errors,
+    )
+
+
+async def test_all_or_nothing_checks_then_applies_with_chunks_numbered_after(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+) -> None:
+    data = csv_bytes([LONG, ("S-1", "MATH", "50"), ("S-2", "MATH", "5"), ("S-3", "PHYS", "1")])
+    job_id = await upload(client, examiner, exam_id, data, query="?mode=all_or_nothing")
+    work = import_work(db, results_client, chunk_rows=2)
+    job = await run_import(db, work, job_id)
+    assert job.stage.value == "awaiting_check"
+    await take(db, answer(job_id, 0, True, ok=2))
+    await take(db, answer(job_id, 1, True, ok=1))
+    async with db.transaction() as session:
+        checked = await jobs_store.get_job(session, job_id)
+    assert checked is not None
+    assert checked.stage.value == "applying" and checked.rows_ok == 0
+    assert len(await outbox_of(db, "bulk.job.requested", job_id)) == 2  # the upload's, and now
+
+    job = await run_import(db, work, job_id)
+    assert job.stage.value == "waiting"
+    chunks = await outbox_of(db, "marks.import_chunk", job_id)
+    assert [(c["chunk_no"], c["dry_run"]) for c in chunks] == [
+        (0, True),
+        (1, True),
+        (2, False),
+        (3, False),
+    ]
+    assert [[r["row"] for r in c["rows"]] for c in chunks[2:]] == [[2, 3], [4]]
+    await take(db, answer(job_id, 2, False, ok=2))
+    await take(db, answer(job_id, 3, False, ok=1))
+    async with db.transaction() as session:
+        done = await jobs_store.get_job(session, job_id)
+    assert done is not None
+    assert (done.status.value, done.rows_ok, done.rows_failed) == ("succeeded", 3, 0)
+    assert await staged(db, job_id) == []
+
+
+async def test_all_or_nothing_failing_its_check_applies_nothing(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+) -> None:
+    data = csv_bytes([LONG, ("S-1", "MATH", "50"), ("S-2", "MATH", "5"), ("S-3", "PHYS", "1")])
+    job_id = await upload(client, examiner, exam_id, data, query="?mode=all_or_nothing")
+    await run_import(db, import_work(db, results_client, chunk_rows=2), job_id)
+    await take(db, answer(job_id, 1, True, ok=1))
+    await take(db, answer(job_id, 0, True, ok=1, failed=1))
+    async with db.transaction() as session:
+        done = await jobs_store.get_job(session, job_id)
+    assert done is not None
+    assert (done.status.value, done.error_code, done.rows_ok) == ("failed", "ROWS_INVALID", 0)
+    chunks = await outbox_of(db, "marks.import_chunk", job_id)
+    assert all(c["dry_run"] for c in chunks) and len(chunks) == 2
+    assert [e["code"] for e in await job_errors(db, job_id)] == ["STUDENT_NOT_FOUND"]
+
+
+async def test_a_job_cancelled_while_reading_sends_nothing(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+) -> None:
+    job_id = await upload(client, examiner, exam_id, csv_bytes([LONG, ("S-1", "MATH", "1")]))
+    async with db.transaction() as session:
+        job = await jobs_store.claim_job(session, job_id, "test-worker", 30)
+    assert job is not None
+    cancel = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=examiner.headers)
+    assert cancel.status_code == 202 and cancel.json()["status"] == "running"
+    await import_work(db, results_client)(job, JobLease(db, job_id, "test-worker", 30))
+    async with db.transaction() as session:
+        done = await jobs_store.get_job(session, job_id)
+    assert done is not None
+    assert done.status.value == "cancelled"
+    assert await outbox_of(db, "marks.import_chunk", job_id) == []
+    assert [c["status"] for c in await outbox_of(db, "bulk.job.completed", job_id)] == ["cancelled"]
+
+
+async def test_a_reader_that_lost_its_lease_leaves_nothing(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+) -> None:
+    job_id = await upload(client, examiner, exam_id, csv_bytes([LONG, ("S-1", "MATH", "x")]))
+    async with db.transaction() as session:
+        job = await jobs_store.claim_job(session, job_id, "old-worker", 30)
+    assert job is not None
+    await execute(db, "UPDATE bulk.jobs SET lease_owner = 'new-worker' WHERE id = :j", j=job_id)
+    with pytest.raises(LeaseLost):
+        await import_work(db, results_client)(job, JobLease(db, job_id, "old-worker", 30))
+    assert await staged(db, job_id) == []
+    assert await job_errors(db, job_id) == []
+    async with db.transaction() as session:
+        after = await jobs_store.get_job(session, job_id)
+    assert after is not None
+    assert (after.stage.value, after.rows_total) == ("reading", None)
+
+
+async def test_users_file_duplicates_by_email_and_no_password_in_errors(
+    client: AsyncClient,
+    db: Database,
+    admin: Caller,
+    results_client: ResultsClient,
+) -> None:
+    secret = "correct horse battery"
+    data = csv_bytes(
+        [
+            ("email", "full_name", "role", "student_number", "password"),
+            ("ann@x.edu", "Ann", "student", "S-1", secret),
+            ("bob@x.edu", "Bob", "wizard", "", secret + "1"),
+            ("ANN@x.edu", "Ann Again", "student", "S-2", secret + "2"),
+            ("cy@x.edu", "Cy", "examiner", "", "short"),
+            ("di@x.edu", "Di", "examiner", "", ""),
+        ]
+    )
+    response = await client.post(
+        "/api/v1/users/imports", content=data, headers={**admin.headers, "Content-Type": "text/csv"}
+    )
+    assert response.status_code == 202, response.text
+    job_id = uuid.UUID(response.json()["id"])
+    job = await run_import(db, import_work(db, results_client), job_id)
+    assert (job.rows_total, job.rows_failed) == (5, 4)
+    errors = await job_errors(db, job_id)
+    assert sorted((e["row_no"], e["code"]) for e in errors) == [
+        (2, "DUPLICATE_ENTRY"),
+        (3, "INVALID_ROLE"),
+        (4, "DUPLICATE_ENTRY"),
+        (5, "PASSWORD_TOO_SHORT"),
+    ]
+    for e in errors:
+        assert secret not in e["value"] and secret not in e["message"]
+        assert e["value"] != "short"
+    assert [dict(p)["email"] for _, _, p in entries_of(await staged(db, job_id))] == ["di@x.edu"]
+    chunks = await outbox_of(db, "users.import_chunk", job_id)
+    assert len(chunks) == 1 and chunks[0]["rows"][0]["password"] is None
