@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from bulk_service.domain.jobs import Job, JobKind
+from bulk_service.domain.sheets import ReadLimits
 from bulk_service.jobs.housekeeping import purge_old_job_data, resend_overdue_chunks
+from bulk_service.jobs.imports import ImportWork
 from bulk_service.jobs.lease import JobLease, LeaseLost
 from bulk_service.jobs.runner import JobRunner
 from bulk_service.messaging.answers import AnswerRowError, MarkChunkAnsweredV1
@@ -435,3 +438,106 @@ async def test_no_resend_for_a_finished_job(db: Database) -> None:
     await execute(db, "UPDATE bulk.jobs SET status = 'cancelled', stage = 'done'")
     assert await resend_overdue_chunks(db, 300) == 0
     assert await outbox_of(db, "marks.import_chunk", job.id) == []
+
+
+# -- the runner, the sweep, progress ------------------------------------------------
+
+
+async def test_the_sweep_takes_orphaned_jobs_only(db: Database) -> None:
+    orphan = await new_job(db, status="running", stage="applying")
+    expired = await new_job(db, status="running", stage="reading")
+    held = await new_job(db, status="running", stage="reading")
+    fresh = await new_job(db)  # its command's to take
+    awaiting = await new_job(db, status="running", stage="waiting")
+    done = await new_job(db, status="succeeded", stage="done")
+    await execute(
+        db,
+        "UPDATE bulk.jobs SET created_at = now() - interval '1 minute' WHERE id <> :fresh",
+        fresh=fresh.id,
+    )
+    await execute(
+        db,
+        "UPDATE bulk.jobs SET lease_owner = 'dead', lease_until = now() - interval '1 second' "
+        "WHERE id = :j",
+        j=expired.id,
+    )
+    await execute(
+        db,
+        "UPDATE bulk.jobs SET lease_owner = 'alive', lease_until = now() + interval '1 minute' "
+        "WHERE id = :j",
+        j=held.id,
+    )
+    work = Parked()
+    sweeper = runner(db, "sweeper", work)
+    try:
+        await sweeper.sweep()
+        await asyncio.sleep(0.05)
+        assert sorted(work.started) == sorted([orphan.id, expired.id])
+    finally:
+        work.release.set()
+        await sweeper.stop()
+    assert {awaiting.id, done.id, fresh.id, held.id}.isdisjoint(work.started)
+
+
+async def test_stopping_the_runner_releases_its_leases(db: Database) -> None:
+    work = Parked()
+    a = runner(db, "stopping", work)
+    job = await new_job(db)
+    assert await a.take(job.id)
+    await asyncio.sleep(0.05)
+    assert await scalar(db, "SELECT lease_owner FROM bulk.jobs") == "stopping"
+    await a.stop()
+    found = await rows(db, "SELECT lease_owner, lease_until, status FROM bulk.jobs")
+    assert dict(found[0]) == {"lease_owner": None, "lease_until": None, "status": "running"}
+    assert not await a.take(job.id)  # a stopping runner takes nothing more
+
+
+async def test_a_runner_with_full_slots_takes_nothing(db: Database) -> None:
+    work = Parked()
+    small = JobRunner(
+        db,
+        {k: work for k in JobKind},
+        owner="small",
+        lease_seconds=30,
+        capacity=1,
+        sweep_seconds=60,
+    )
+    first, second = await new_job(db), await new_job(db)
+    try:
+        assert await small.take(first.id)
+        assert not await small.take(second.id)
+        assert (await read_job(db, second.id)).status.value == "queued"
+    finally:
+        work.release.set()
+        await small.stop()
+
+
+async def test_progress_follows_the_answers(db: Database) -> None:
+    job = await waiting_job(db, chunks=4)
+    await take(db, answer(job, 0, ok=2))
+    assert (await read_job(db, job.id)).progress == Decimal("0.4")
+    await take(db, answer(job, 1, ok=2))
+    assert (await read_job(db, job.id)).progress == Decimal("0.6")
+
+
+async def test_an_import_failing_too_often_fails_for_good(db: Database) -> None:
+    async def no_rules(job: Job, header: Any) -> Any:
+        raise AssertionError("not read")
+
+    work = ImportWork(
+        db,
+        no_rules,
+        limits=ReadLimits(max_columns=10, max_cell_chars=100),
+        batch_rows=100,
+        chunk_rows={JobKind.MARKS_IMPORT: 10},
+    )
+    job = await new_job(db, attempts=5)
+    async with db.transaction() as session:
+        claimed = await jobs_store.claim_job(session, job.id, "w", 30)
+    assert claimed is not None and claimed.attempts == 6
+    await work(claimed, JobLease(db, job.id, "w", 30))
+    done = await read_job(db, job.id)
+    assert (done.status.value, done.error_code) == ("failed", "INTERNAL")
+    assert [c["error_code"] for c in await outbox_of(db, "bulk.job.completed", job.id)] == [
+        "INTERNAL"
+    ]
