@@ -317,3 +317,21 @@ async def test_errors_file_of_a_job_without_errors_is_the_header(
 async def test_jobs_need_a_token(client: AsyncClient) -> None:
     response = await client.get("/api/v1/jobs")
     assert response.status_code == 401
+
+
+async def test_pages_of_jobs_created_at_the_same_instant(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    created = {(await marks_job(client, examiner, exam_id))["id"] for _ in range(5)}
+    await execute(db, "UPDATE bulk.jobs SET created_at = '2026-12-01T10:00:00.123456+00'")
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = (await client.get(f"/api/v1/jobs{query}", headers=examiner.headers)).json()
+        seen += [j["id"] for j in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 and set(seen) == created
+    assert seen == sorted(seen, reverse=True)  # ties broken by id, descending

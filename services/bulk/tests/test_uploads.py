@@ -508,3 +508,55 @@ async def test_truncated_multipart_body_stores_nothing(
     assert response.status_code == 400, response.text
     assert await count_jobs(db) == 0
     assert await count_parts(db) == 0
+
+
+async def test_a_file_of_exactly_the_limit_is_accepted(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID, settings: BulkSettings
+) -> None:
+    at_limit = big_csv(settings.max_upload_bytes)
+    raw = await client.post(
+        imports_url(exam_id), content=in_pieces(at_limit, 8192), headers={**examiner.headers, **CSV}
+    )
+    assert raw.status_code == 202, raw.text
+    body, content_type = multipart(at_limit)
+    framed = await client.post(
+        imports_url(exam_id),
+        content=body,
+        headers={**examiner.headers, "Content-Type": content_type},
+    )
+    assert framed.status_code == 202, framed.text
+    for response in (raw, framed):
+        stored, parts = await stored_upload(db, uuid.UUID(response.json()["id"]))
+        assert stored == at_limit and parts == 2
+    over = await client.post(
+        imports_url(exam_id), content=at_limit + b"x", headers={**examiner.headers, **CSV}
+    )
+    assert over.status_code == 413
+    assert await count_jobs(db) == 2
+
+
+async def test_a_key_whose_upload_was_refused_can_be_used_again(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    headers = {**examiner.headers, **CSV, "Idempotency-Key": "retry-me"}
+    refused = await client.post(imports_url(exam_id), content=big_csv(200 * 1024), headers=headers)
+    assert refused.status_code == 413
+    accepted = await client.post(imports_url(exam_id), content=SMALL, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    assert await count_jobs(db) == 1
+
+
+async def test_xlsx_in_multipart_named_by_its_file_name(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    data = xlsx_bytes([("student_number", "subject_code", "mark"), ("S-1", "MATH", 5)])
+    body, content_type = multipart(
+        data, filename="Marks.XLSX", content_type="application/octet-stream"
+    )
+    response = await client.post(
+        imports_url(exam_id),
+        content=body,
+        headers={**examiner.headers, "Content-Type": content_type},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["format"] == "xlsx"
