@@ -610,3 +610,57 @@ async def test_users_file_duplicates_by_email_and_no_password_in_errors(
     assert [dict(p)["email"] for _, _, p in entries_of(await staged(db, job_id))] == ["di@x.edu"]
     chunks = await outbox_of(db, "users.import_chunk", job_id)
     assert len(chunks) == 1 and chunks[0]["rows"][0]["password"] is None
+
+
+class LeaseLostAfter(JobLease):
+    """A lease that finds itself lost after ``checks`` checks (a worker that paused)."""
+
+    def __init__(self, db: Database, job_id: uuid.UUID, owner: str, checks: int) -> None:
+        super().__init__(db, job_id, owner, 30)
+        self._left = checks
+
+    def check(self) -> None:
+        if self._left <= 0:
+            raise LeaseLost("lost")
+        self._left -= 1
+
+
+async def test_a_takeover_while_sending_resumes_after_the_last_chunk_sent(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+) -> None:
+    data = csv_bytes([LONG, *((f"S-{n}", "MATH", str(n)) for n in range(5))])
+    job_id = await upload(client, examiner, exam_id, data)
+    work = import_work(db, results_client, chunk_rows=2)
+    async with db.transaction() as session:
+        job = await jobs_store.claim_job(session, job_id, "first", 30)
+    assert job is not None
+    read = await work._read(job, JobLease(db, job_id, "first", 30))  # reading, as __call__ does
+    assert read is not None and read.stage.value == "applying"
+    with pytest.raises(LeaseLost):
+        await work._send(read, LeaseLostAfter(db, job_id, "first", checks=1))  # one chunk out
+    assert [c["chunk_no"] for c in await outbox_of(db, "marks.import_chunk", job_id)] == [0]
+    # Its answer comes while the job is still being sent.
+    await take(db, answer(job_id, 0, False, ok=2))
+    await execute(db, "UPDATE bulk.jobs SET lease_until = now() - interval '1 second'")
+
+    async with db.transaction() as session:
+        job = await jobs_store.claim_job(session, job_id, "second", 30)
+    assert job is not None and job.stage.value == "applying"
+    await work(job, JobLease(db, job_id, "second", 30))
+    chunks = await outbox_of(db, "marks.import_chunk", job_id)
+    assert [c["chunk_no"] for c in chunks] == [0, 1, 2]
+    assert [[r["row"] for r in c["rows"]] for c in chunks] == [[2, 3], [4, 5], [6]]
+    async with db.transaction() as session:
+        waiting = await jobs_store.get_job(session, job_id)
+    assert waiting is not None and waiting.stage.value == "waiting"
+    await take(db, answer(job_id, 2, False, ok=1))
+    await take(db, answer(job_id, 1, False, ok=1, failed=1))
+    async with db.transaction() as session:
+        done = await jobs_store.get_job(session, job_id)
+    assert done is not None
+    assert (done.status.value, done.rows_ok, done.rows_failed) == ("completed_with_errors", 4, 1)
+    assert done.progress == 1
