@@ -664,3 +664,40 @@ async def test_a_takeover_while_sending_resumes_after_the_last_chunk_sent(
     assert done is not None
     assert (done.status.value, done.rows_ok, done.rows_failed) == ("completed_with_errors", 4, 1)
     assert done.progress == 1
+
+
+async def test_csv_read_across_stored_parts_splitting_characters_and_lines(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+    settings: BulkSettings,
+) -> None:
+    part = settings.upload_part_bytes
+    head = "\ufeffstudent_number,subject_code,mark\r\n".encode()
+    filler_rows = []
+    size = len(head)
+    n = 0
+    while True:
+        line = f"S-{n:05d},MATH,{n % 100}\r\n".encode()
+        if size + len(line) > part - 3:
+            break
+        filler_rows.append(line)
+        size += len(line)
+        n += 1
+    # Pad so that the next row's "é" (2 bytes) straddles the first part's end.
+    pad = part - 1 - size - len(b'"')
+    quoted = b'"' + b"S" * pad + "é".encode() + b'",MATH,7\r\n'
+    data = head + b"".join(filler_rows) + quoted + "Z-ü,PHYS,8\r\n".encode()
+    assert data[part - 1 : part + 1] == "é".encode()
+    job_id = await upload(client, examiner, exam_id, data)
+    assert await scalar(db, "SELECT count(*) FROM bulk.job_files WHERE job_id = :j", j=job_id) == 2
+    job = await run_import(db, import_work(db, results_client), job_id)
+    assert job.error_code is None, job.error_message
+    assert await job_errors(db, job_id) == []
+    entries = [p for _, _, p in entries_of(await staged(db, job_id))]
+    assert len(entries) == len(filler_rows) + 2
+    assert entries[-2]["student_number"] == "S" * pad + "é"
+    assert entries[-1]["student_number"] == "Z-ü"
+    assert entries[0]["student_number"] == "S-00000"
