@@ -335,3 +335,26 @@ async def test_pages_of_jobs_created_at_the_same_instant(
             break
     assert len(seen) == 5 and set(seen) == created
     assert seen == sorted(seen, reverse=True)  # ties broken by id, descending
+
+
+async def test_errors_file_pages_through_every_error_once(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    job = await marks_job(client, examiner, exam_id)
+    # 12,003 errors, three per row, written out of row order: more than two read batches.
+    await execute(
+        db,
+        "INSERT INTO bulk.job_errors (job_id, row_no, column_name, code, message, value) "
+        "SELECT :j, 2 + (g % 4001), 'c' || (g / 4001), 'NOT_A_NUMBER', 'm', 'v' || g "
+        "FROM generate_series(12002, 0, -1) g",
+        j=uuid.UUID(job["id"]),
+    )
+    response = await client.get(f"/api/v1/jobs/{job['id']}/errors", headers=examiner.headers)
+    assert response.status_code == 200
+    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    body = lines[1:]
+    assert len(body) == 12003
+    assert len({line[4] for line in body}) == 12003
+    row_numbers = [int(line[0]) for line in body]
+    assert row_numbers == sorted(row_numbers)
+    assert row_numbers[:3] == [2, 2, 2] and row_numbers[-1] == 4002
