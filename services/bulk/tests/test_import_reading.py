@@ -701,3 +701,30 @@ async def test_csv_read_across_stored_parts_splitting_characters_and_lines(
     assert entries[-2]["student_number"] == "S" * pad + "é"
     assert entries[-1]["student_number"] == "Z-ü"
     assert entries[0]["student_number"] == "S-00000"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_blank_rows_are_not_rows(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    exam_id: uuid.UUID,
+    results_client: ResultsClient,
+    fmt: str,
+) -> None:
+    blank: tuple[object, ...] = ("", "", "") if fmt == "csv" else (None, None, None)
+    only_blanks = [LONG, blank, blank]
+    with_blanks = [LONG, blank, ("S-1", "MATH", "5"), blank, ("S-2", "MATH", "6"), blank]
+    encode = csv_bytes if fmt == "csv" else xlsx_bytes
+    kind = "text/csv" if fmt == "csv" else XLSX_TYPE
+    work = import_work(db, results_client)
+
+    empty_id = await upload(client, examiner, exam_id, encode(only_blanks), content_type=kind)
+    empty = await run_import(db, work, empty_id)
+    assert (empty.status.value, empty.error_code) == ("failed", "FILE_NO_ROWS")
+
+    job_id = await upload(client, examiner, exam_id, encode(with_blanks), content_type=kind)
+    job = await run_import(db, work, job_id)
+    assert job.error_code is None
+    assert (job.rows_total, job.rows_failed) == (2, 0)
+    assert [p["row"] for _, _, p in entries_of(await staged(db, job_id))] == [3, 5]

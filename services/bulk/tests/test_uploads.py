@@ -560,3 +560,26 @@ async def test_xlsx_in_multipart_named_by_its_file_name(
     )
     assert response.status_code == 202, response.text
     assert response.json()["format"] == "xlsx"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/csv; charset=utf-8", "application/csv", "Text/CSV", "text/csv;"]
+)
+async def test_csv_media_type_spellings_are_accepted(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID, content_type: str
+) -> None:
+    response = await client.post(
+        imports_url(exam_id),
+        content=SMALL,
+        headers={**examiner.headers, "Content-Type": content_type},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["format"] == "csv"
+
+
+async def test_a_body_without_a_content_type_is_415(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    response = await client.post(imports_url(exam_id), content=SMALL, headers=examiner.headers)
+    assert response.status_code == 415, response.text
+    assert await count_jobs(db) == 0
