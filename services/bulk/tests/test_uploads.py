@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from bulk_service.settings import BulkSettings
 from bulk_support import (
     Caller,
+    JwtKeys,
     ResultsStub,
     count_jobs,
     count_parts,
@@ -22,6 +24,7 @@ from bulk_support import (
     xlsx_bytes,
 )
 from httpx import AsyncClient
+from redis.asyncio import Redis
 from service_kit.db import Database
 
 CSV = {"Content-Type": "text/csv"}
@@ -113,7 +116,7 @@ async def test_body_over_the_limit_is_413_and_leaves_nothing(
 ) -> None:
     body = big_csv(100 * 1024 + 1)
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         # Streamed without Content-Length: the limit is counted while reading.
         for start in range(0, len(body), 8192):
             yield body[start : start + 8192]
@@ -132,7 +135,7 @@ async def test_multipart_over_the_limit_is_413_and_leaves_nothing(
 ) -> None:
     body, content_type = multipart(os.urandom(100 * 1024 + 10))
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 8192):
             yield body[start : start + 8192]
 
@@ -151,7 +154,7 @@ async def test_declared_length_over_the_limit_is_refused_before_reading(
 ) -> None:
     read = 0
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         nonlocal read
         for _ in range(40):
             read += 1
@@ -329,11 +332,7 @@ async def test_results_down_is_503(
 
 
 async def test_results_unreachable_is_503(
-    database_url: str,
-    jwt_keys,
-    redis,
-    settings: BulkSettings,
-    examiner: Caller,  # type: ignore[no-untyped-def]
+    jwt_keys: JwtKeys, redis: Redis, settings: BulkSettings, examiner: Caller
 ) -> None:
     from conftest import _running_app  # the app with results at a closed port
 
@@ -414,8 +413,8 @@ async def test_a_refused_upload_writes_no_command(
     assert await rows(db, "SELECT * FROM bulk.outbox") == []
 
 
-def in_pieces(body: bytes, size: int):  # type: ignore[no-untyped-def]
-    async def pieces():  # type: ignore[no-untyped-def]
+def in_pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
+    async def pieces() -> AsyncIterator[bytes]:
         for start in range(0, len(body), size):
             yield body[start : start + size]
 

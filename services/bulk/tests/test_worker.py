@@ -233,7 +233,7 @@ async def test_writes_are_fenced_once_the_lease_changed_hands(db: Database) -> N
         assert await jobs_store.claim_job(session, job.id, "new", 30) is not None
     async with db.transaction() as session:
         assert await jobs_store.update_leased(session, job.id, "old", rows_total=99) is None
-        assert not await jobs_store.set_progress(session, job.id, "old", 1)  # type: ignore[arg-type]
+        assert not await jobs_store.set_progress(session, job.id, "old", Decimal(1))
         assert not await jobs_store.renew_lease(session, job.id, "old", 30)
         assert not await jobs_store.holds_lease(session, job.id, "old")
         assert await jobs_store.holds_lease(session, job.id, "new")
