@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from bulk_service.clients.results import ResultsClient
+from bulk_service.clients.results import ResultsClient, ResultsUnavailable
 from bulk_service.domain.jobs import Job
 from bulk_service.jobs.exports import ExportWork
-from bulk_service.jobs.lease import JobLease
+from bulk_service.jobs.lease import JobLease, LeaseLost
 from bulk_service.settings import BulkSettings
 from bulk_service.store import jobs as jobs_store
-from bulk_support import Caller, ResultsStub, outbox_of, scalar
+from bulk_support import Caller, ResultsStub, execute, outbox_of, scalar
 from httpx import AsyncClient
 from service_kit.db import Database
 from service_kit.service_credentials import ServiceTokens
@@ -188,3 +188,78 @@ async def test_a_bad_results_line_fails_the_export_in_the_end(
                 await jobs_store.release_lease(session, job_id, "test-worker")
     done = await read_job(db, job_id)
     assert done.status.value == "failed"
+
+
+async def test_an_export_that_lost_its_lease_writes_no_file(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    results_stub: ResultsStub,
+    results_client: ResultsClient,
+    settings: BulkSettings,
+) -> None:
+
+    exam_id = results_stub.add_exam()
+    results_stub.results[exam_id] = [result(f"S-{n}", "N", n) for n in range(10)]
+    job_id = await export_job(client, examiner, exam_id, "csv")
+    job = await claim(db, job_id)
+    await execute(db, "UPDATE bulk.jobs SET lease_owner = 'someone-else' WHERE id = :j", j=job_id)
+    work = ExportWork(db, results_client, part_bytes=settings.upload_part_bytes, patience_seconds=0)
+    with pytest.raises(LeaseLost):
+        await work(job, JobLease(db, job_id, "test-worker", 30))
+    assert await scalar(db, "SELECT count(*) FROM bulk.job_files WHERE job_id = :j", j=job_id) == 0
+    after = await read_job(db, job_id)
+    assert (after.status.value, after.rows_total, after.file_bytes) == ("running", None, None)
+    assert await outbox_of(db, "bulk.job.completed", job_id) == []
+
+
+async def test_an_export_retried_too_often_with_results_down_fails(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    results_stub: ResultsStub,
+    results_client: ResultsClient,
+    settings: BulkSettings,
+) -> None:
+
+    exam_id = results_stub.add_exam()
+    job_id = await export_job(client, examiner, exam_id, "csv")
+    results_stub.failing = True
+    work = ExportWork(db, results_client, part_bytes=settings.upload_part_bytes, patience_seconds=0)
+    with pytest.raises(ResultsUnavailable):  # an early attempt: the runner retries it
+        await work(await claim(db, job_id), JobLease(db, job_id, "test-worker", 30))
+    await execute(
+        db, "UPDATE bulk.jobs SET attempts = 4, lease_until = NULL WHERE id = :j", j=job_id
+    )
+    await work(await claim(db, job_id), JobLease(db, job_id, "test-worker", 30))
+    done = await read_job(db, job_id)
+    assert (done.status.value, done.error_code) == ("failed", "RESULTS_UNAVAILABLE")
+
+
+async def test_a_rerun_export_replaces_the_file_of_an_earlier_run(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    results_stub: ResultsStub,
+    results_client: ResultsClient,
+    settings: BulkSettings,
+) -> None:
+    """Export parts already stored for the job are replaced, never mixed into the new file."""
+
+    exam_id = results_stub.add_exam()
+    results_stub.results[exam_id] = [result("S-1", "N", 1)]
+    job_id = await export_job(client, examiner, exam_id, "csv")
+    for no in range(3):
+        await execute(
+            db,
+            "INSERT INTO bulk.job_files (job_id, role, part_no, data) "
+            "VALUES (:j, 'export', :n, 'stale')",
+            j=job_id,
+            n=no,
+        )
+    work = ExportWork(db, results_client, part_bytes=settings.upload_part_bytes, patience_seconds=0)
+    await work(await claim(db, job_id), JobLease(db, job_id, "test-worker", 30))
+    response = await client.get(f"/api/v1/jobs/{job_id}/download", headers=examiner.headers)
+    assert response.status_code == 200
+    assert b"stale" not in response.content
+    assert response.content.decode("utf-8-sig").startswith("student_number,")
