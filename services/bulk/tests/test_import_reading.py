@@ -267,6 +267,11 @@ async def test_xlsx_upload_gives_the_same_entries_as_the_csv(
     csv_entries = entries_of(await staged(db, csv_job.id))
     assert len(csv_entries) == 5999
     assert entries_of(await staged(db, xlsx_id)) == csv_entries
+    # Staged in file order across the staging batches: seq and row both increase.
+    found = await staged(db, xlsx_id)
+    assert [r["row_no"] for r in found] == sorted(r["row_no"] for r in found)
+    assert [r["seq"] for r in found] == sorted({r["seq"] for r in found})
+    assert [r["row_no"] for r in found][:2] == [3, 4]  # row 2 was a duplicate
 
     def errors(found: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [(e["row_no"], e["column_name"], e["code"], e["value"]) for e in found]
