@@ -24,104 +24,22 @@ import html
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, assert_never
+from typing import assert_never
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from notifier_service.domain.kinds import NotificationKind
-
-JobStatus = Literal["succeeded", "completed_with_errors", "failed", "cancelled"]
-DataValue = str | int | bool | None
-
-
-# -- the facts of each kind ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ResultsPublished:
-    """An exam's results were published; told to each candidate."""
-
-    recipient_name: str
-    exam_id: uuid.UUID
-    exam_code: str
-    exam_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResultsUpdated:
-    """A published result of the recipient changed (results' `UpdatedRecipient.change`)."""
-
-    recipient_name: str
-    exam_id: uuid.UUID
-    exam_code: str
-    exam_name: str
-    change: Literal["added", "updated", "removed"]
-
-
-@dataclass(frozen=True, slots=True)
-class ImportFinished:
-    """A marks or users import ended (bulk's `bulk.job.completed`); told to its creator."""
-
-    recipient_name: str
-    job_id: uuid.UUID
-    job_kind: Literal["marks_import", "users_import"]
-    status: JobStatus
-    dry_run: bool
-    rows_total: int | None
-    rows_ok: int
-    rows_unchanged: int
-    rows_failed: int
-    error_code: str | None = None
-    exam_name: str | None = None
-    """The exam of a marks import, when the notifier knows its name."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExportReady:
-    """A results export succeeded; told to its creator."""
-
-    recipient_name: str
-    job_id: uuid.UUID
-    file_format: Literal["csv", "xlsx"]
-    rows: int
-    exam_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountInvited:
-    """A user was created without a password (auth's `user.invited`)."""
-
-    recipient_name: str
-    token: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordReset:
-    """A user asked for a password reset (auth's `user.password_reset_requested`)."""
-
-    recipient_name: str
-    token: str
-    expires_at: datetime
-
-
-Facts = (
-    ResultsPublished
-    | ResultsUpdated
-    | ImportFinished
-    | ExportReady
-    | AccountInvited
-    | PasswordReset
+from notifier_service.domain.facts import (
+    _FACTS_OF,
+    AccountInvited,
+    DataValue,
+    ExportReady,
+    Facts,
+    ImportFinished,
+    JobStatus,
+    PasswordReset,
+    ResultsPublished,
+    ResultsUpdated,
 )
-
-_FACTS_OF: dict[NotificationKind, type[Facts]] = {
-    NotificationKind.RESULTS_PUBLISHED: ResultsPublished,
-    NotificationKind.RESULTS_UPDATED: ResultsUpdated,
-    NotificationKind.IMPORT_FINISHED: ImportFinished,
-    NotificationKind.EXPORT_READY: ExportReady,
-    NotificationKind.ACCOUNT_INVITED: AccountInvited,
-    NotificationKind.PASSWORD_RESET: PasswordReset,
-}
-
+from notifier_service.domain.kinds import NotificationKind
 
 # -- renderings ----------------------------------------------------------------------------
 
