@@ -451,6 +451,51 @@ async def test_the_idle_read_limit_ends_a_download_that_stalls() -> None:
         client.close()
 
 
+async def test_until_head_budgets_end_with_the_head_and_the_body_outlives_them() -> None:
+    read_first = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n")
+        await writer.drain()
+        await read_first.wait()
+        await asyncio.sleep(0.6)  # silent past both budgets (0.2 s)
+        writer.write(b"3\r\ntwo\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async with RawUpstream(handler) as upstream:
+        client = new_client()
+        response = await client.request(
+            client.pool(upstream.origin()),
+            "GET",
+            b"/stream",
+            [],
+            timeouts=ExchangeTimeouts(0.2, idle_read=0.2, until_head=True),
+        )
+        try:
+            assert await response.next_chunk() == b"one"
+            read_first.set()
+            assert await response.next_chunk() == b"two"
+            assert await response.next_chunk() == b""
+        finally:
+            response.release()
+        client.close()
+
+
+async def test_until_head_still_bounds_the_wait_for_the_head() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        await asyncio.sleep(30)
+
+    async with RawUpstream(handler) as upstream:
+        client = new_client()
+        with pytest.raises(UpstreamTimeout):
+            await get(client, upstream.origin(), timeouts=ExchangeTimeouts(0.3, until_head=True))
+        await settle()
+        assert client.pool(upstream.origin()).open == 0
+        client.close()
+
+
 async def test_connecting_to_a_closed_port_is_a_connect_error() -> None:
     client = new_client()
     async with RawUpstream(serve_forever) as upstream:

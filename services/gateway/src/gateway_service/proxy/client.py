@@ -37,6 +37,10 @@ class ExchangeTimeouts:
     """Budget of the whole exchange, body included (seconds)."""
     idle_read: float | None = None
     """Longest silence of the upstream once the request is sent (None: only ``total``)."""
+    until_head: bool = False
+    """Both budgets bound only the wait for the response head; once it is in, the
+    body may run as long as the upstream keeps the connection open (event streams).
+    The connect timeout applies as always."""
 
 
 _UNSAFE_TARGET = re.compile(rb"[\x00-\x20\x7f]")
@@ -149,7 +153,10 @@ class UpstreamClient:
             conn = await pool.acquire(deadline)
             reused = conn.exchanges > 0
             response = conn.start_exchange(
-                head_only=method == "HEAD", deadline=deadline, idle_read=timeouts.idle_read
+                head_only=method == "HEAD",
+                deadline=deadline,
+                idle_read=timeouts.idle_read,
+                until_head=timeouts.until_head,
             )
             try:
                 if isinstance(body, bytes) or body is None:

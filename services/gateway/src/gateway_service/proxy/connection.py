@@ -76,6 +76,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._deadline = 0.0
         self._idle_read: float | None = None
         self._last_read = 0.0
+        self._until_head = False
         self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol
@@ -157,6 +158,8 @@ class UpstreamConnection(asyncio.Protocol):
             and status not in _NO_BODY_STATUSES
         ):
             response.close_delimited = True
+        if self._until_head:
+            self._cancel_timer()  # the budgets were for the head only
         response._head_complete(status, headers)
         if response.head_only:
             # llhttp would wait for the Content-Length bytes a HEAD answer never has,
@@ -184,10 +187,20 @@ class UpstreamConnection(asyncio.Protocol):
     # -- used by the pool and the client
 
     def start_exchange(
-        self, *, head_only: bool, deadline: float, idle_read: float | None
+        self,
+        *,
+        head_only: bool,
+        deadline: float,
+        idle_read: float | None,
+        until_head: bool = False,
     ) -> UpstreamResponse:
-        """A new exchange, failing with :class:`UpstreamTimeout` at ``deadline`` (loop time)."""
+        """A new exchange, failing with :class:`UpstreamTimeout` at ``deadline`` (loop time).
+
+        With ``until_head`` the timer stops once the response head is in: the body
+        is then bounded by nothing but the upstream (and whoever closes the response).
+        """
         self.exchanges += 1
+        self._until_head = until_head
         self._chunked = False
         self._keep_alive = True
         self._request_sent = False
