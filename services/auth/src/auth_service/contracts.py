@@ -24,6 +24,7 @@ PRODUCER = "auth"
 USER_CREATED = "user.created"
 USER_UPDATED = "user.updated"
 USER_INVITED = "user.invited"
+USER_PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
 
 
 class UserData(Event):
@@ -103,6 +104,33 @@ class UserInvitedV1(UserData):
     expires_at: datetime = Field(
         description="When the token stops working (UTC).",
         examples=["2026-11-29T10:15:30.123456Z"],
+    )
+
+
+class UserPasswordResetRequestedV1(UserData):
+    """Somebody asked for a password reset of this active or invited user.
+
+    Carries the raw reset token: the notifier delivers it to the user (a link to
+    the password reset page, notification `password_reset`). Treat it as a
+    secret: do not log it. Only for an existing account that is active or
+    invited, never for an unknown address or a deactivated user; a newer
+    request voids the token of an older one, so only the newest link works.
+
+    A request changes nothing of the user: the payload is the whole user as
+    it is, with its current `version` (a read model ignores it as not newer).
+    """
+
+    event_type = USER_PASSWORD_RESET_REQUESTED
+    event_version = 1
+
+    token: str = Field(
+        description="Single-use reset token for `POST /auth/password/reset`.",
+        examples=["Zq3x...43 url-safe characters..."],
+    )
+    expires_at: datetime = Field(
+        description="When the token stops working (UTC), `PASSWORD_RESET_TTL_SECONDS` after "
+        "the request.",
+        examples=["2026-11-22T11:15:30.123456Z"],
     )
 
 
@@ -243,8 +271,15 @@ USER_IMPORT_QUEUE = QueueSpec("auth.user-import-chunks", (UserImportChunkV1.rout
 EVENTS = EventCatalog(
     service=PRODUCER,
     description="auth publishes the life of user accounts (each event carries the whole "
-    "user) and answers bulk's users import chunks.",
-    publishes=(UserCreatedV1, UserUpdatedV1, UserInvitedV1, UserImportChunkResultV1),
+    "user), the tokens with which users set passwords, and answers bulk's users import "
+    "chunks.",
+    publishes=(
+        UserCreatedV1,
+        UserUpdatedV1,
+        UserInvitedV1,
+        UserPasswordResetRequestedV1,
+        UserImportChunkResultV1,
+    ),
     defines=(UserImportChunkV1,),
     consumes=(Subscription(USER_IMPORT_QUEUE, (UserImportChunkV1,)),),
 )

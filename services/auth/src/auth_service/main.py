@@ -25,6 +25,7 @@ from auth_service.settings import AuthSettings
 from auth_service.store.login_limits import LoginLimiter, LoginLimits
 from auth_service.store.tables import SCHEMA
 from auth_service.usecases.accounts import Accounts
+from auth_service.usecases.password_resets import PasswordResets
 from auth_service.usecases.service_access import ServiceAccess
 from auth_service.usecases.sessions import Sessions
 
@@ -50,21 +51,24 @@ def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
         ),
         settings.password_hash_workers,
     )
-    limiter = LoginLimiter(
-        kit.redis,
-        settings.redis_key_prefix,
-        LoginLimits(
-            max_failures_per_email=settings.login_max_failures_per_email,
-            failure_window_seconds=settings.login_failure_window_seconds,
-            max_attempts_per_address=settings.login_max_attempts_per_ip,
-            address_window_seconds=settings.login_ip_window_seconds,
-        ),
+    # Password reset requests are limited like sign-ins, counted apart (store.login_limits).
+    limits = LoginLimits(
+        max_failures_per_email=settings.login_max_failures_per_email,
+        failure_window_seconds=settings.login_failure_window_seconds,
+        max_attempts_per_address=settings.login_max_attempts_per_ip,
+        address_window_seconds=settings.login_ip_window_seconds,
     )
+    limiter = LoginLimiter(kit.redis, settings.redis_key_prefix, limits)
     policy = TokenPolicy(
         settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds
     )
     sessions = Sessions(kit.db, hashing, limiter, keys, policy, settings.refresh_token_ttl_seconds)
     accounts = Accounts(kit.db, hashing, settings.invitation_ttl_seconds)
+    resets = PasswordResets(
+        kit.db,
+        LoginLimiter(kit.redis, settings.redis_key_prefix, limits, scope="forgot"),
+        settings.password_reset_ttl_seconds,
+    )
     service_access = ServiceAccess(
         kit.db,
         keys,
@@ -84,6 +88,7 @@ def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
         provides={
             Sessions: sessions,
             Accounts: accounts,
+            PasswordResets: resets,
             ServiceAccess: service_access,
             PublishedKeys: PublishedKeys(orjson.dumps(keys.jwks())),
         },
@@ -112,7 +117,8 @@ SERVICE = ServiceHost(
     needs=Needs(
         schema=SCHEMA,
         outbox=True,
-        # Sent rows go soon: user.invited rows hold a raw invitation token.
+        # Sent rows go soon: user.invited and user.password_reset_requested rows hold
+        # a raw token (an invitation's or a password reset's).
         outbox_retention=timedelta(hours=1),
     ),
     token_verifier=own_token_verifier,

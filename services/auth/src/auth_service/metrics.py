@@ -25,3 +25,9 @@ LOGIN_LIMITS_UNAVAILABLE = Counter(
     "auth_login_limits_unavailable_total",
     "Sign-in attempts let through unchecked because Redis did not answer.",
 )
+PASSWORD_RESET_REQUESTS = Counter(
+    "auth_password_reset_requests_total",
+    "Password reset requests by outcome: issued (a token was sent), not_issued (unknown "
+    "address or deactivated user), rate_limited_email, rate_limited_address.",
+    ["outcome"],
+)

@@ -100,6 +100,12 @@ class AuthSettings(KitSettings):
     invitation_ttl_seconds: int = Field(
         604_800, ge=60, description="How long an invitation (password set) token stays valid."
     )
+    password_reset_ttl_seconds: int = Field(
+        3600,
+        ge=60,
+        description="How long a password reset token (`POST /auth/password/forgot`) stays "
+        "valid; a newer request voids the older ones at once.",
+    )
 
     argon2_memory_kib: int = Field(
         19_456, ge=8, description="Argon2id memory cost in KiB (OWASP minimum: 19456)."
@@ -113,13 +119,19 @@ class AuthSettings(KitSettings):
     )
 
     login_max_failures_per_email: int = Field(
-        5, ge=1, description="Failed sign-ins allowed per email per failure window."
+        5,
+        ge=1,
+        description="Failed sign-ins allowed per email per failure window; also the password "
+        "reset requests allowed per email in that window (counted apart).",
     )
     login_failure_window_seconds: int = Field(
         900, ge=1, description="Window of the per-email failure limit (15 minutes)."
     )
     login_max_attempts_per_ip: int = Field(
-        60, ge=1, description="Sign-in attempts allowed per client address per address window."
+        60,
+        ge=1,
+        description="Sign-in attempts allowed per client address per address window; also "
+        "the password reset requests (counted apart).",
     )
     login_ip_window_seconds: int = Field(
         60, ge=1, description="Window of the per-address attempt limit (1 minute)."

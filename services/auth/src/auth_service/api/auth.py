@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, BackgroundTasks, Response, status
 from service_kit.errors import ErrorCode
 from service_kit.openapi import raises
 
-from auth_service.api.deps import AccountsDep, ClientAddress, SessionsDep, SignedIn
+from auth_service.api.deps import (
+    AccountsDep,
+    ClientAddress,
+    PasswordResetsDep,
+    SessionsDep,
+    SignedIn,
+)
 from auth_service.api.schemas import (
     LoginIn,
     PasswordChangeIn,
+    PasswordForgotIn,
     PasswordResetIn,
     RefreshIn,
     TokenPairOut,
@@ -62,6 +69,25 @@ async def change_password(
         caller.user, caller.session_id, body.current_password, body.new_password
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses={202: {"description": "Accepted, whether or not the address has an account."}},
+)
+@raises(ErrorCode.AUTH_RATE_LIMITED)
+async def forgot_password(
+    body: PasswordForgotIn,
+    resets: PasswordResetsDep,
+    address: ClientAddress,
+    background: BackgroundTasks,
+) -> Response:
+    email_key = await resets.admit(body.email, address)
+    # After the response: whether the address has an account must not show in its timing.
+    background.add_task(resets.issue, email_key)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT)

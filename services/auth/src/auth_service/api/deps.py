@@ -16,6 +16,7 @@ from auth_service.api.client_address import client_address
 from auth_service.domain.users import Role, User
 from auth_service.settings import AuthSettings
 from auth_service.usecases.accounts import Accounts
+from auth_service.usecases.password_resets import PasswordResets
 from auth_service.usecases.sessions import Sessions
 
 # Every dependency here is ``async def`` although none awaits: FastAPI runs a
@@ -23,6 +24,7 @@ from auth_service.usecases.sessions import Sessions
 # cost sign-ins measurable CPU next to the Argon2 verify.
 SessionsDep = Annotated[Sessions, Provided(Sessions)]
 AccountsDep = Annotated[Accounts, Provided(Accounts)]
+PasswordResetsDep = Annotated[PasswordResets, Provided(PasswordResets)]
 Settings = Annotated[AuthSettings, Provided(AuthSettings)]
 
 

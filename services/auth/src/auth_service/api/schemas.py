@@ -56,8 +56,20 @@ class PasswordChangeIn(_Body):
     )
 
 
+class PasswordForgotIn(_Body):
+    email: str = Field(
+        max_length=_TEXT,
+        description="The account's address. The answer is 202 whether or not it has one.",
+        json_schema_extra=_EMAIL,
+    )
+
+
 class PasswordResetIn(_Body):
-    token: str = Field(max_length=_TOKEN, description="The invitation token.")
+    token: str = Field(
+        max_length=_TOKEN,
+        description="An invitation token (`user.invited`) or a reset token "
+        "(`user.password_reset_requested`).",
+    )
     new_password: str = Field(
         description="At least 10 characters.",
         json_schema_extra={**_NEW_PASSWORD, "maxLength": MAX_PASSWORD_LENGTH},

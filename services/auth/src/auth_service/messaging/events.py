@@ -9,7 +9,13 @@ from typing import TypeVar
 from service_kit.messaging.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.contracts import UserCreatedV1, UserData, UserInvitedV1, UserUpdatedV1
+from auth_service.contracts import (
+    UserCreatedV1,
+    UserData,
+    UserInvitedV1,
+    UserPasswordResetRequestedV1,
+    UserUpdatedV1,
+)
 from auth_service.domain.users import User
 
 _Payload = TypeVar("_Payload", bound=UserData)
@@ -43,4 +49,11 @@ async def user_invited(
     session: AsyncSession, user: User, token: str, expires_at: datetime
 ) -> uuid.UUID:
     payload = _payload(UserInvitedV1, user, token=token, expires_at=expires_at)
+    return await add_event(session, payload)
+
+
+async def user_password_reset_requested(
+    session: AsyncSession, user: User, token: str, expires_at: datetime
+) -> uuid.UUID:
+    payload = _payload(UserPasswordResetRequestedV1, user, token=token, expires_at=expires_at)
     return await add_event(session, payload)

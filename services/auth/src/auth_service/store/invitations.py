@@ -1,20 +1,32 @@
-"""SQL for invitation tokens (an invited user sets their first password with one)."""
+"""SQL for single-use password tokens: invitations and password resets.
+
+An invited user sets their first password with an invitation token; a user who
+forgot theirs asks for a reset token. Both live in ``auth.invitations`` (told
+apart by ``purpose``) and both are taken by the same statement.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.store.tables import invitations
 
+Purpose = Literal["invitation", "password_reset"]
+
 _USABLE = (invitations.c.used_at.is_(None), invitations.c.expires_at > func.now())
 
 
 async def add_invitation(
-    session: AsyncSession, user_id: uuid.UUID, token_hash: bytes, ttl_seconds: int
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    token_hash: bytes,
+    ttl_seconds: int,
+    purpose: Purpose = "invitation",
 ) -> datetime:
     expires_at: datetime | None = await session.scalar(
         insert(invitations)
@@ -22,6 +34,7 @@ async def add_invitation(
             token_hash=token_hash,
             user_id=user_id,
             expires_at=func.now() + timedelta(seconds=ttl_seconds),
+            purpose=purpose,
         )
         .returning(invitations.c.expires_at)
     )
@@ -51,8 +64,43 @@ async def take_invitation(session: AsyncSession, token_hash: bytes) -> uuid.UUID
     return user_id
 
 
+async def was_invited(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Whether the user holds an invitation not taken and not withdrawn (expired or not).
+
+    What tells an invited user from a deactivated one, both inactive: a
+    deactivation drops the user's unused tokens (:func:`drop_open_invitations`).
+    An expired invitation counts (asking for a reset is how its user gets a new
+    link) until the purge forgets it, 30 days after it expired.
+    """
+    found = await session.scalar(
+        select(invitations.c.token_hash)
+        .where(
+            invitations.c.user_id == user_id,
+            invitations.c.purpose == "invitation",
+            invitations.c.used_at.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def void_open_resets(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Forgets the user's unused reset tokens: only the newest request's link works."""
+    await session.execute(
+        delete(invitations).where(
+            invitations.c.user_id == user_id,
+            invitations.c.purpose == "password_reset",
+            invitations.c.used_at.is_(None),
+        )
+    )
+
+
 async def drop_open_invitations(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Forgets a user's unused invitations (they must not reactivate a deactivated user)."""
+    """Forgets a user's unused tokens, of either purpose.
+
+    On deactivation (they must not reactivate a deactivated user) and once one
+    is taken (the others must not set the password again).
+    """
     await session.execute(
         delete(invitations).where(invitations.c.user_id == user_id, invitations.c.used_at.is_(None))
     )

@@ -9,6 +9,12 @@ attempts through, counts that in ``auth_login_limits_unavailable_total`` and
 logs a warning (at most every ``_WARN_EVERY_SECONDS``, so an outage under
 attack does not flood the logs).
 Argon2id's cost and the gateway's own limits still slow a guesser meanwhile.
+
+Password reset requests (``POST /auth/password/forgot``) are limited by the
+same mechanism under a scope of their own (``scope="forgot"``): every request
+counts as a "failure" of its email, so an email gets so many reset mails per
+window, and its counts never mix with the sign-in counts (a user who just
+failed to sign in five times is exactly the one who asks for a reset).
 """
 
 from __future__ import annotations
@@ -92,9 +98,12 @@ def _email_key(email: str) -> str:
 
 
 class LoginLimiter:
-    def __init__(self, redis: Redis, key_prefix: str, limits: LoginLimits) -> None:
+    def __init__(
+        self, redis: Redis, key_prefix: str, limits: LoginLimits, *, scope: str = "login"
+    ) -> None:
         self._redis = redis
-        self._prefix = f"{key_prefix}auth:login:"
+        self._prefix = f"{key_prefix}auth:{scope}:"
+        self._scope = scope
         self._limits = limits
         self._last_warning = float("-inf")
         # EVALSHA; on NOSCRIPT (a restarted or flushed Redis) redis-py loads it and retries.
@@ -111,7 +120,7 @@ class LoginLimiter:
         now = time.monotonic()
         if now - self._last_warning >= _WARN_EVERY_SECONDS:
             self._last_warning = now
-            log.warning("login limits unavailable, letting sign-ins through: %r", exc)
+            log.warning("%s limits unavailable, letting requests through: %r", self._scope, exc)
 
     async def admit(self, address: str, email: str) -> Admission:
         """Counts an attempt from ``address``; refused if it or ``email`` is over its limit."""

@@ -139,7 +139,16 @@ invitations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
-    comment="Single-use tokens with which an invited user sets a password.",
+    Column(
+        "purpose",
+        Text,
+        nullable=False,
+        server_default=text("'invitation'"),
+        comment="`invitation` (an admin created the user) or `password_reset` "
+        "(the user asked for one).",
+    ),
+    CheckConstraint("purpose IN ('invitation', 'password_reset')", name="purpose"),
+    comment="Single-use tokens with which a user sets a password: invitations and password resets.",
 )
 
 access_revocations = Table(

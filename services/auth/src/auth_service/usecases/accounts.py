@@ -66,7 +66,9 @@ def _token_invalid() -> ValidationFailed:
     return ValidationFailed(
         details=[
             ErrorDetail(
-                "token", DetailCode.TOKEN_INVALID, "The invitation is unknown, used or expired."
+                "token",
+                DetailCode.TOKEN_INVALID,
+                "The invitation or reset token is unknown, used or expired.",
             )
         ]
     )
@@ -165,7 +167,12 @@ class Accounts:
         return updated
 
     async def accept_invitation(self, token: str, new_password: str) -> None:
-        """Sets the first password of an invited user and activates them; single use."""
+        """Sets the password with an invitation or reset token; single use.
+
+        Activates an invited user, and signs out every session of the account.
+        Taking one token voids the user's other open ones: an older link must
+        not set the password again.
+        """
         problems = password_problems("new_password", new_password)
         if problems:
             raise ValidationFailed(details=problems)
@@ -180,6 +187,7 @@ class Accounts:
             user = await users_store.get_user(session, user_id, lock="update") if user_id else None
             if user is None:
                 raise _token_invalid()
+            await invitations_store.drop_open_invitations(session, user.id)
             updated = await users_store.update_user(
                 session, user.id, password_hash=password_hash, active=True
             )

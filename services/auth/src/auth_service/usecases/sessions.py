@@ -59,7 +59,7 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized(code=ErrorCode.AUTH_INVALID_CREDENTIALS)
 
 
-def _rate_limited(refusal: Refusal) -> RateLimited:
+def rate_limited(refusal: Refusal) -> RateLimited:
     return RateLimited(refusal.retry_after_seconds, code=ErrorCode.AUTH_RATE_LIMITED)
 
 
@@ -108,7 +108,7 @@ class Sessions:
         admission = await self._limiter.admit(client_address, email)
         if admission.refusal is not None:
             LOGIN_ATTEMPTS.labels(f"rate_limited_{admission.refusal.reason}").inc()
-            raise _rate_limited(admission.refusal)
+            raise rate_limited(admission.refusal)
         # A second round only when the stored hash changed between our verify and
         # our lock, e.g. a concurrent login of the same user re-hashed it.
         for _ in range(2):
@@ -239,7 +239,7 @@ class Sessions:
         # wrong current passwords count against the same per-email limit.
         refusal = await self._limiter.failures_exceeded(user.email)
         if refusal is not None:
-            raise _rate_limited(refusal)
+            raise rate_limited(refusal)
         verification = await self._hashing.verify(user.password_hash, current_password)
         if not verification.ok:
             await self._limiter.record_failure(user.email)
