@@ -13,7 +13,7 @@ Start (in the app's lifespan):
    verifier was built with the app);
 2. ``wire`` builds the service's components; ``on_start`` hooks run;
    an API process loads the access-token revocations and keeps them current
-   (:mod:`service_kit.revocations`);
+   (:mod:`service_kit.revocations`) and starts the ``serving`` services;
 3. with workers on (``RUN_WORKERS``): the outbox relay, periodic jobs and
    background services start, and the consumers start last, so a message is
    only taken once everything its handler uses is up.
@@ -104,6 +104,9 @@ class Parts(Generic[S]):
     consumers: Sequence[ConsumerRegistration] = ()
     jobs: Sequence[PeriodicJob] = ()
     background: Sequence[BackgroundService] = ()
+    serving: Sequence[BackgroundService] = ()
+    """Started only in a process that serves the API, whether or not it runs workers
+    (the notifier's stream hub feeds the live streams that process holds)."""
     readiness: Sequence[Check] = ()
     on_start: Sequence[Hook] = ()
     """Run once the components exist, before workers start (e.g. bootstrap an admin)."""
@@ -236,6 +239,9 @@ class ServiceHost(Generic[S]):
             await _call(hook)
         if api:
             await self._keep_revocations(app.state.token_verifier, kit, parts, stack, readiness)
+            for service in parts.serving:
+                await service.start()
+                stack.push_async_callback(_stop_logged, service)
         if workers:
             await self._start_workers(kit, parts, stack, readiness)
 
