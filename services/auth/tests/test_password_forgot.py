@@ -258,6 +258,7 @@ async def test_requests_are_limited_per_email_with_retry_after(
     assert refused.status_code == 429
     assert error_code(refused) == "AUTH_RATE_LIMITED"
     assert 0 < int(refused.headers["retry-after"]) <= 900
+    assert "password reset" in refused.json()["error"]["message"]
     assert len(await _reset_events(service)) == 2
     # Unknown addresses are counted alike, so a refusal tells nothing either.
     for _ in range(2):

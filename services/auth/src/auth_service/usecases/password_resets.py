@@ -52,7 +52,9 @@ class PasswordResets:
         admission = await self._limiter.admit(client_address, address.canonical)
         if admission.refusal is not None:
             PASSWORD_RESET_REQUESTS.labels(f"rate_limited_{admission.refusal.reason}").inc()
-            raise rate_limited(admission.refusal)
+            raise rate_limited(
+                admission.refusal, "Too many password reset requests; try again later."
+            )
         await self._limiter.record_failure(address.canonical)
         return address.canonical
 

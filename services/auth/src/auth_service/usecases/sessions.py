@@ -59,8 +59,11 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized(code=ErrorCode.AUTH_INVALID_CREDENTIALS)
 
 
-def rate_limited(refusal: Refusal) -> RateLimited:
-    return RateLimited(refusal.retry_after_seconds, code=ErrorCode.AUTH_RATE_LIMITED)
+def rate_limited(refusal: Refusal, message: str | None = None) -> RateLimited:
+    """429 ``AUTH_RATE_LIMITED`` with ``Retry-After`` (the catalog's message by default)."""
+    return RateLimited(
+        refusal.retry_after_seconds, code=ErrorCode.AUTH_RATE_LIMITED, message=message
+    )
 
 
 class Sessions:
