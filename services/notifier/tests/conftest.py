@@ -197,3 +197,26 @@ def examiner(jwt_keys: JwtKeys, settings: NotifierSettings) -> Caller:
 @pytest.fixture
 def student(jwt_keys: JwtKeys, settings: NotifierSettings) -> Caller:
     return caller(jwt_keys, settings, "student")
+
+
+@pytest.fixture
+async def worker_settings(settings: NotifierSettings) -> AsyncIterator[NotifierSettings]:
+    """Settings with the consumers, the relay and jobs on; broker objects removed after."""
+    from notifier_service.messaging.causes import CAUSES_QUEUE
+    from notifier_service.messaging.users import USERS_QUEUE
+    from notifier_support import drop_broker_objects
+
+    with_workers = settings.model_copy(update={"run_workers": True})
+    try:
+        yield with_workers
+    finally:
+        await drop_broker_objects(with_workers, [CAUSES_QUEUE, USERS_QUEUE])
+
+
+@pytest.fixture
+async def worker_app(
+    worker_settings: NotifierSettings, jwt_keys: JwtKeys, redis: Redis
+) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+    """The app with its consumers and relay running against real RabbitMQ."""
+    async for running in _running_app(worker_settings, jwt_keys):
+        yield running

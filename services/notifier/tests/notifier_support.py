@@ -8,15 +8,19 @@ user lookup and its service-token endpoint (``AUTH_URL`` points at it).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
 import jwt
 import orjson
 import uvicorn
@@ -24,6 +28,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from notifier_service.settings import NotifierSettings
 from service_kit.db import Database
+from service_kit.messaging.envelope import EventEnvelope, to_amqp_message
+from service_kit.messaging.topology import (
+    QueueSpec,
+    dead_letter_exchange_name,
+    declare_events_exchange,
+    delete_consumer_queues,
+)
 from service_kit.revocations import RevocationFeed, RevocationList
 from service_kit.security import JwksKeyStore, TokenVerifier
 from sqlalchemy import text
@@ -215,3 +226,189 @@ async def rows(db: Database, sql: str, **params: Any) -> list[Any]:
 async def execute(db: Database, sql: str, **params: Any) -> None:
     async with db.transaction() as session:
         await session.execute(text(sql), params)
+
+
+# -- events as the producers write them -----------------------------------------------
+
+
+def published_event(
+    exam_id: uuid.UUID, student_ids: list[uuid.UUID], *, chunk_no: int = 0, name: str = "Physics"
+) -> dict[str, Any]:
+    return {
+        "exam_id": str(exam_id),
+        "exam_code": "PHYS-1",
+        "exam_name": name,
+        "published_at": "2026-12-06T10:00:00Z",
+        "generation": 1,
+        "chunk_no": chunk_no,
+        "chunk_count": chunk_no + 1,
+        "recipients": [
+            {"student_id": str(s), "student_number": f"S-{s.hex[:6]}"} for s in student_ids
+        ],
+    }
+
+
+def updated_event(
+    exam_id: uuid.UUID, generation: int, changes: dict[uuid.UUID, str]
+) -> dict[str, Any]:
+    return {
+        "exam_id": str(exam_id),
+        "exam_code": "PHYS-1",
+        "exam_name": "Physics",
+        "generation": generation,
+        "chunk_no": 0,
+        "chunk_count": 1,
+        "recipients": [
+            {"student_id": str(s), "student_number": f"S-{s.hex[:6]}", "change": change}
+            for s, change in changes.items()
+        ],
+    }
+
+
+def job_event(
+    created_by: uuid.UUID, *, kind: str = "marks_import", status: str = "succeeded"
+) -> dict[str, Any]:
+    return {
+        "job_id": str(uuid.uuid4()),
+        "kind": kind,
+        "status": status,
+        "created_by": str(created_by),
+        "exam_id": str(uuid.uuid4()),
+        "dry_run": False,
+        "format": "csv",
+        "rows_total": 10,
+        "rows_ok": 9,
+        "rows_unchanged": 0,
+        "rows_failed": 1,
+        "error_code": None,
+        "finished_at": "2026-12-06T10:00:00Z",
+    }
+
+
+def user_payload(user: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**user, **changes}
+
+
+# -- a real HTTP server for the app (the live stream needs one) -----------------------
+
+
+@dataclass
+class SseEvent:
+    event: str | None = None
+    id: str | None = None
+    data: str = ""
+    comment: str | None = None
+
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+async def sse_events(response: Any) -> Any:
+    """The events (and comments) of an SSE response, as a browser's parser reads them."""
+    current = SseEvent()
+    async for line in response.aiter_lines():
+        if line == "":
+            if current.event is not None or current.data or current.id is not None:
+                yield current
+            current = SseEvent()
+        elif line.startswith(":"):
+            yield SseEvent(comment=line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                current.event = value
+            elif name == "id":
+                current.id = value
+            elif name == "data":
+                current.data = value if not current.data else current.data + "\n" + value
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """Serves ``app`` (with its lifespan) on a free port in this event loop."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the server stopped at start")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+# -- the broker -----------------------------------------------------------------------
+
+
+async def publish_event(
+    settings: NotifierSettings,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    message_id: uuid.UUID | None = None,
+    producer: str = "results",
+    version: int = 1,
+) -> uuid.UUID:
+    """Publishes one enveloped event to the test's exchange, as a producer's relay would."""
+    envelope = EventEnvelope(
+        id=message_id or uuid.uuid4(),
+        type=event_type,
+        version=version,
+        occurred_at=datetime.now(UTC),
+        producer=producer,
+        data=orjson.loads(orjson.dumps(dict(data), default=str)),
+    )
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await declare_events_exchange(channel, settings)
+        await exchange.publish(
+            to_amqp_message(envelope, {}), routing_key=event_type, mandatory=True
+        )
+    finally:
+        await connection.close()
+    return envelope.id
+
+
+async def drop_broker_objects(settings: NotifierSettings, specs: Sequence[QueueSpec]) -> None:
+    """Deletes the test's queues and exchanges (unique names per test)."""
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        for spec in specs:
+            await delete_consumer_queues(channel, settings, spec)
+        await channel.exchange_delete(settings.events_exchange)
+        await channel.exchange_delete(dead_letter_exchange_name(settings))
+    finally:
+        await connection.close()
+
+
+async def queue_depth(settings: NotifierSettings, name: str) -> int:
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 20.0) -> Any:
+    """Polls ``check`` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
