@@ -55,7 +55,9 @@ class ResultsPublishedV1(_ExamEvent):
     event_type = "results.published"
     event_version = 1
 
-    recipients: list[Recipient] = Field(description="Candidates in this chunk.")
+    recipients: list[Recipient] = Field(
+        description="Candidates in this chunk.", examples=[[{"student_id": _USER}]]
+    )
 
 
 class ResultsUpdatedV1(_ExamEvent):
@@ -65,7 +67,10 @@ class ResultsUpdatedV1(_ExamEvent):
     event_version = 1
 
     generation: int = Field(ge=1, description="The generation that changed.", examples=[5])
-    recipients: list[UpdatedRecipient] = Field(description="Students whose result changed.")
+    recipients: list[UpdatedRecipient] = Field(
+        description="Students whose result changed.",
+        examples=[[{"student_id": _USER, "change": "updated"}]],
+    )
 
 
 # -- bulk -----------------------------------------------------------------------------------
@@ -88,7 +93,7 @@ class BulkJobCompletedV1(Event):
     created_by: uuid.UUID = Field(description="Who asked for it.", examples=[_USER])
     exam_id: uuid.UUID | None = Field(None, description="The exam, if any.", examples=[_EXAM])
     dry_run: bool = Field(False, description="Nothing applied by design.", examples=[False])
-    format: Literal["csv", "xlsx"] = Field("csv", description="The file format.")
+    format: Literal["csv", "xlsx"] = Field("csv", description="The file format.", examples=["csv"])
     rows_total: int | None = Field(None, description="Entries in the file.", examples=[120])
     rows_ok: int = Field(0, description="Entries applied or exported.", examples=[118])
     rows_unchanged: int = Field(0, description="Entries already as stored.", examples=[0])
@@ -132,8 +137,12 @@ class UserInvitedV1(UserChangedV1):
     event_type = "user.invited"
     event_version = 1
 
-    token: str = Field(repr=False, description="The invitation token (a secret).")
-    expires_at: datetime = Field(description="When the token stops working.")
+    token: str = Field(
+        repr=False, description="The invitation token (a secret).", examples=["Zq3x..."]
+    )
+    expires_at: datetime = Field(
+        description="When the token stops working.", examples=["2026-12-07T10:00:00Z"]
+    )
 
 
 class PasswordResetRequestedV1(Event):
@@ -150,5 +159,7 @@ class PasswordResetRequestedV1(Event):
     )
     email: str = Field(description="Where the link goes.", examples=["ann.lee@example.edu"])
     full_name: str = Field("", description="Name for the greeting.", examples=["Ann Lee"])
-    token: str = Field(repr=False, description="The reset token (a secret).")
-    expires_at: datetime = Field(description="When the token stops working.")
+    token: str = Field(repr=False, description="The reset token (a secret).", examples=["Zq3x..."])
+    expires_at: datetime = Field(
+        description="When the token stops working.", examples=["2026-12-07T10:00:00Z"]
+    )
