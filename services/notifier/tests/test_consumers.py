@@ -118,3 +118,28 @@ async def test_auth_down_retries_until_the_user_is_found(
     auth_stub.failing = False  # the retry tiers bring it back
     await eventually(lambda: count(db))
     assert await count(db) == 1
+
+
+async def test_invitations_and_resets_notify_once_without_the_token_in_a_row(
+    worker_app: tuple[FastAPI, AsyncClient],
+    worker_settings: NotifierSettings,
+    db: Database,
+    auth_stub: AuthStub,
+) -> None:
+    user = auth_stub.add_user(role="examiner", active=False, full_name="New Examiner")
+    invite_token = "invite-" + uuid.uuid4().hex
+    reset_token = "reset-" + uuid.uuid4().hex
+    invited = user_payload(user, token=invite_token, expires_at="2026-12-09T10:00:00Z")
+    reset = user_payload(user, token=reset_token, expires_at="2026-12-06T11:00:00Z")
+    for _ in range(2):  # each delivered twice, under new message ids
+        await publish_event(worker_settings, "user.invited", invited, producer="auth")
+        await publish_event(
+            worker_settings, "user.password_reset_requested", reset, producer="auth"
+        )
+    await eventually(lambda: _inbox_count(db, 4))
+    stored = await rows(
+        db, "SELECT kind, title, body, data, facts, cause FROM notifier.notifications ORDER BY seq"
+    )
+    assert sorted(r["kind"] for r in stored) == ["account_invited", "password_reset"]
+    assert invite_token not in repr(stored) and reset_token not in repr(stored)
+    assert await scalar(db, "SELECT full_name FROM notifier.users") == "New Examiner"

@@ -129,8 +129,11 @@ def register_causes(
         event: ReceivedEvent[PasswordResetRequestedV1], session: AsyncSession
     ) -> None:
         data = event.data
+        # Not newer than what the read model holds, as a rule; it may be the first
+        # word of this user the notifier hears.
+        await upsert_users(session, [user_record(data)])
         intent = Intent(
-            data.user_id,
+            data.id,
             Kind.PASSWORD_RESET,
             causes.password_reset(data.token),
             PasswordReset(_NAME_LATER, data.token, data.expires_at),

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from service_kit.messaging.events import Event
 
 _USER = "0b7c8f0e-58a5-4ad4-9d5b-1f0a3c6e2d11"
@@ -145,20 +145,12 @@ class UserInvitedV1(UserChangedV1):
     )
 
 
-class PasswordResetRequestedV1(Event):
-    """`user.password_reset_requested` v1: email the reset link to the user."""
+class PasswordResetRequestedV1(UserChangedV1):
+    """`user.password_reset_requested` v1: the user as they are, and the reset link to email."""
 
     event_type = "user.password_reset_requested"
     event_version = 1
-    producer = "auth"
 
-    user_id: uuid.UUID = Field(
-        validation_alias=AliasChoices("user_id", "id"),
-        description="auth's user id.",
-        examples=[_USER],
-    )
-    email: str = Field(description="Where the link goes.", examples=["ann.lee@example.edu"])
-    full_name: str = Field("", description="Name for the greeting.", examples=["Ann Lee"])
     token: str = Field(repr=False, description="The reset token (a secret).", examples=["Zq3x..."])
     expires_at: datetime = Field(
         description="When the token stops working.", examples=["2026-12-07T10:00:00Z"]
