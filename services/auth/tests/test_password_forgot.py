@@ -82,6 +82,8 @@ async def _deactivate(service: Service, admin_token: str, user_id: str) -> None:
 async def test_the_answer_is_202_alike_and_only_an_existing_account_gets_an_event(
     service: Service, admin_token: str
 ) -> None:
+    issued = await service.metric("auth_password_reset_requests_total", outcome="issued")
+    not_issued = await service.metric("auth_password_reset_requests_total", outcome="not_issued")
     active = await service.new_user(admin_token, "active@example.edu")
     deactivated = await service.new_user(admin_token, "gone@example.edu")
     await _deactivate(service, admin_token, deactivated["id"])
@@ -108,6 +110,12 @@ async def test_the_answer_is_202_alike_and_only_an_existing_account_gets_an_even
         (active["id"], "active@example.edu", True)
     ]
     assert events[0]["full_name"] == active["full_name"]
+    assert await service.metric("auth_password_reset_requests_total", outcome="issued") == (
+        issued + 1
+    )
+    assert await service.metric("auth_password_reset_requests_total", outcome="not_issued") == (
+        not_issued + 3
+    )
     [row] = await sql(
         service.settings,
         "SELECT token_hash, purpose, expires_at - created_at AS ttl FROM auth.invitations "
@@ -311,6 +319,30 @@ async def test_the_reset_token_never_reaches_the_logs(service: Service, admin_to
             "new password": NEW_PASSWORD,
         }
     )
+
+
+async def test_a_request_failing_after_the_answer_is_logged_and_counted(
+    service: Service, admin_token: str
+) -> None:
+    await service.new_user(admin_token, "doomed@example.edu")
+    # A rule the service does not know about makes its insert of the token fail.
+    await sql(
+        service.settings,
+        "ALTER TABLE auth.invitations ADD CONSTRAINT test_doomed "
+        "CHECK (purpose <> 'password_reset')",
+    )
+    failed = await service.metric("auth_password_reset_requests_total", outcome="failed")
+
+    with capture_all_logs() as logs:
+        response = await _forgot(service, "doomed@example.edu")
+
+    assert (response.status_code, response.content) == (202, b"")
+    assert await _reset_events(service) == []
+    assert await service.metric("auth_password_reset_requests_total", outcome="failed") == (
+        failed + 1
+    )
+    assert "a password reset request failed" in logs.text()
+    assert "IntegrityError" in logs.text()
 
 
 def test_the_event_schema_adds_token_and_expiry_like_an_invitation() -> None:

@@ -28,6 +28,7 @@ LOGIN_LIMITS_UNAVAILABLE = Counter(
 PASSWORD_RESET_REQUESTS = Counter(
     "auth_password_reset_requests_total",
     "Password reset requests by outcome: issued (a token was sent), not_issued (unknown "
-    "address or deactivated user), rate_limited_email, rate_limited_address.",
+    "address or deactivated user), failed (after the answer), rate_limited_email, "
+    "rate_limited_address.",
     ["outcome"],
 )

@@ -71,6 +71,7 @@ class PasswordResets:
             async with self._db.transaction() as session:
                 issued = await self._issue_in(session, email_key)
         except Exception:
+            PASSWORD_RESET_REQUESTS.labels("failed").inc()
             log.exception("a password reset request failed")
             return
         PASSWORD_RESET_REQUESTS.labels("issued" if issued else "not_issued").inc()
