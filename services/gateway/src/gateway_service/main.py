@@ -27,6 +27,7 @@ from gateway_service.openapi import OpenApiDocument
 from gateway_service.proxy.upstream import UpstreamProxy
 from gateway_service.ratelimit import rate_limiter_for
 from gateway_service.settings import GatewaySettings
+from gateway_service.termination import on_termination
 
 
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
@@ -89,6 +90,9 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             stack.push_async_callback(redis.aclose)
             await proxy.start()
             stack.push_async_callback(proxy.close)
+            # Event streams end when the stop signal arrives, not when uvicorn's
+            # graceful shutdown gives up on them (lifespan shutdown comes after it).
+            stack.enter_context(on_termination(proxy.end_streams))
             stack.push_async_callback(limiter.close)
             stack.push_async_callback(tokens.aclose)
             stack.push_async_callback(feed_client.aclose)

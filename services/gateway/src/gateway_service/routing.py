@@ -41,6 +41,9 @@ class Route:
     """Bodies may be as large as MAX_UPLOAD_BYTES instead of MAX_BODY_BYTES."""
     transfer: bool = False
     """Long-running transfer (upload or file download): long total timeout."""
+    stream: bool = False
+    """A live event stream (server-sent events): the upstream's timeouts bound only
+    the wait for its answer's head, and every chunk is passed on as it arrives."""
     public: bool = False
     """Never needs a token (the JWKS)."""
     prefix: bool = True
@@ -61,6 +64,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/jobs/{id}/{file}", "bulk", transfer=True),
     Route("/api/v1/me/results", "results"),
     Route("/api/v1/notifications", "notifier"),
+    Route("/api/v1/notifications/stream", "notifier", stream=True, prefix=False),
 )
 
 # (method, path) pairs under /api/v1 that need no access token (API.md Conventions).

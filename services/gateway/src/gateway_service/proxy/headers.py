@@ -117,6 +117,14 @@ def upstream_request_headers(
     return headers, framing
 
 
+def identity_encoding(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` asking for an uncompressed answer: an event stream must reach the
+    client chunk by chunk, and a compressor may hold chunks back to fill a block."""
+    out = [(name, value) for name, value in headers if name != b"accept-encoding"]
+    out.append((b"accept-encoding", b"identity"))
+    return out
+
+
 class UpstreamLocations:
     """Keeps upstream addresses out of the ``Location`` headers the client gets.
 

@@ -11,6 +11,16 @@ Failures before the upstream answered become 503 ``UPSTREAM_UNAVAILABLE`` with
 ``Retry-After`` (refused, unreachable, too slow, reset, malformed), never 500.
 Failures after the answer started can only cut the response short: the status
 line is already on the wire.
+
+Event streams (routes with ``stream=True``, the notifier's server-sent events)
+differ in three ways. The upstream budgets bound only the wait for the answer's
+head: the body then runs as long as the upstream keeps it open (the connect
+timeout still makes a dead upstream a quick 503). Every chunk is passed on as it
+arrives, uncompressed (``Accept-Encoding: identity`` upstream) and marked for
+any proxy in front (``X-Accel-Buffering: no``, ``Cache-Control: no-cache`` unless
+the upstream set one). And :meth:`UpstreamProxy.end_streams` ends the open ones
+when the process is asked to stop, so they do not hold a rolling update for
+the whole graceful shutdown (ADR 0015).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from gateway_service.proxy.errors import UpstreamError, UpstreamTimeout
 from gateway_service.proxy.headers import (
     UpstreamLocations,
     downstream_response_headers,
+    identity_encoding,
     upstream_request_headers,
 )
 from gateway_service.proxy.pool import ConnectionPool, Origin
@@ -55,6 +66,8 @@ SMALL_RESPONSE_BYTES = 64 * 1024
 SMALL_REQUEST_BYTES = 64 * 1024
 _RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_BODY_STATUSES = frozenset({204, 304})
+_STREAM_HEADERS = ((b"x-accel-buffering", b"no"),)
+_NO_CACHE = (b"cache-control", b"no-cache")
 
 
 class UpstreamProxy:
@@ -72,6 +85,9 @@ class UpstreamProxy:
             settings.upstream_transfer_timeout_seconds,
             idle_read=settings.upstream_idle_read_timeout_seconds,
         )
+        self._stream_timeouts = ExchangeTimeouts(settings.upstream_timeout_seconds, until_head=True)
+        self._streams: set[UpstreamResponse] = set()
+        self._ending = False
         self._metrics = UpstreamMetrics(tuple(self._origins))
         self._client: UpstreamClient | None = None
         self._pools: dict[str, ConnectionPool] = {}
@@ -94,7 +110,19 @@ class UpstreamProxy:
         self._pools = {name: self._client.pool(o) for name, o in self._origins.items()}
         self._metrics.watch_pools(self._pools)
 
+    def end_streams(self) -> None:
+        """Ends every open event stream, and answers new ones 503 from now on.
+
+        Called as soon as the process is asked to stop: each client gets a
+        complete response and reconnects (with ``Last-Event-ID``) to another
+        replica, instead of being held until the graceful shutdown gives up.
+        """
+        self._ending = True
+        for response in list(self._streams):
+            response.close()
+
     async def close(self) -> None:
+        self.end_streams()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -112,6 +140,17 @@ class UpstreamProxy:
         if framing.invalid or not query.isascii():
             await send_error(send, ErrorCode.BAD_REQUEST, close=True)
             return
+        if route.stream:
+            if self._ending:
+                # This replica is stopping: the client reconnects to another one.
+                await send_error(
+                    send,
+                    ErrorCode.UPSTREAM_UNAVAILABLE,
+                    headers=[(b"retry-after", self._retry_after)],
+                    close=framing.has_body,
+                )
+                return
+            headers = identity_encoding(headers)
         limit = self._max_upload if route.upload else self._max_body
         length = framing.content_length
         if length is not None and length > limit:
@@ -140,7 +179,7 @@ class UpstreamProxy:
                 method,
                 target,
                 headers,
-                timeouts=self._transfer_timeouts if route.transfer else self._timeouts,
+                timeouts=self._timeouts_of(route),
                 body=outgoing,
                 content_length=length,
                 retry_if_stale=body is None and method in _RETRYABLE_METHODS,
@@ -155,10 +194,20 @@ class UpstreamProxy:
             await self._fail(scope, receive, send, body, upstream_metrics.unavailable, exc)
             return
         upstream_metrics.latency.observe(time.perf_counter() - started)
+        if route.stream:
+            self._streams.add(response)
+            if self._ending:
+                response.close()  # its head came in after end_streams: it ends at once
         try:
-            await self._relay(scope, receive, send, response, body)
+            await self._relay(scope, receive, send, response, body, stream=route.stream)
         finally:
+            self._streams.discard(response)
             response.release()
+
+    def _timeouts_of(self, route: Route) -> ExchangeTimeouts:
+        if route.stream:
+            return self._stream_timeouts
+        return self._transfer_timeouts if route.transfer else self._timeouts
 
     async def _fail(
         self,
@@ -205,8 +254,14 @@ class UpstreamProxy:
         send: Send,
         response: UpstreamResponse,
         body: RequestBody | None,
+        *,
+        stream: bool = False,
     ) -> None:
         headers = downstream_response_headers(response.headers, self._locations)
+        if stream:
+            headers.extend(_STREAM_HEADERS)
+            if not any(name == b"cache-control" for name, _ in headers):
+                headers.append(_NO_CACHE)
         status = response.status
         if body is not None and not body.done:
             # The upstream answered before reading the whole body: the rest of it
@@ -228,7 +283,9 @@ class UpstreamProxy:
             await send({"type": "http.response.body", "body": content})
             return
         await send(start)
-        await self._stream(receive, send, response, watch_disconnect=body is None or body.done)
+        await self._stream(
+            receive, send, response, watch_disconnect=body is None or body.done, stream=stream
+        )
 
     async def _stream(
         self,
@@ -237,6 +294,7 @@ class UpstreamProxy:
         response: UpstreamResponse,
         *,
         watch_disconnect: bool,
+        stream: bool = False,
     ) -> None:
         # uvicorn drops writes to a closed connection silently, so only a
         # http.disconnect tells us the client left; without it a 40 MB download
@@ -249,6 +307,11 @@ class UpstreamProxy:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         except UpstreamError as exc:
+            if stream and self._ending:
+                # Ended by end_streams: an event stream has no length to fall
+                # short of, so it ends complete and the client reconnects.
+                await send({"type": "http.response.body", "body": b""})
+                return
             # Returning without finishing makes uvicorn close the connection, so
             # the client sees a cut response, never a silently truncated one.
             if watcher is None or not watcher.done():
