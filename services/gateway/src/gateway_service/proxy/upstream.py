@@ -20,7 +20,7 @@ arrives, uncompressed (``Accept-Encoding: identity`` upstream) and marked for
 any proxy in front (``X-Accel-Buffering: no``, ``Cache-Control: no-cache`` unless
 the upstream set one). And :meth:`UpstreamProxy.end_streams` ends the open ones
 when the process is asked to stop, so they do not hold a rolling update for
-the whole graceful shutdown (ADR 0015).
+the whole graceful shutdown (ADR 0016).
 """
 
 from __future__ import annotations
