@@ -115,10 +115,6 @@ StoredFacts = dict[str, Any]
 _NOT_STORED = ("recipient_name", "token")
 
 
-def facts_type(kind: NotificationKind) -> type[Facts]:
-    return _FACTS_OF[kind]
-
-
 def stored_facts(facts: Facts) -> StoredFacts:
     """The JSON that is stored: ids and dates as strings; no name (it is the user's
     current one at delivery), no token."""

@@ -155,10 +155,6 @@ class StreamHub:
                 await task
         self._tasks = []
 
-    @property
-    def listening(self) -> bool:
-        return self._listening.is_set()
-
     # -- streams ---------------------------------------------------------------------
 
     def subscribe(self, user_id: uuid.UUID) -> Subscription:
