@@ -31,6 +31,9 @@ NAME_KEYS = ("app.kubernetes.io/name", "cnpg.io/cluster", "k8s-app")
 
 def _peer(peer: Doc) -> str:
     """A short name: `auth`, `pg`, `monitoring/prometheus`, `ingress-nginx/*`, or the labels."""
+    if "ipBlock" in peer:  # `0.0.0.0/0-169.254.0.0/16`: a block and its exceptions
+        block = peer["ipBlock"]
+        return "-".join([block["cidr"], *block.get("except", [])])
     pods = peer.get("podSelector", {}).get("matchLabels", {})
     pod = next((pods[k] for k in NAME_KEYS if k in pods), None)
     if pod is None:
@@ -75,7 +78,11 @@ BACKING = {"pg:5432", "redis:6379", "redis:26379", "rabbitmq:5672"}
 # feed of docs/adr/0011), results -> auth (/internal lookups), bulk (API and
 # worker) -> results (/internal exam checks and export stream). Prometheus
 # scrapes; the ingress controller reaches the gateway only; nothing but
-# Prometheus reaches a worker.
+# Prometheus reaches a worker. Only notifier-worker leaves the cluster: SMTP
+# to any address but link-local, HTTPS (webhooks) to public addresses only.
+SMTP_PORTS = ("25", "465", "587")
+ANYWHERE_BUT_LINK_LOCAL = "0.0.0.0/0-169.254.0.0/16"
+PUBLIC = "0.0.0.0/0-10.0.0.0/8-172.16.0.0/12-192.168.0.0/16-169.254.0.0/16"
 EXPECTED_INGRESS = {
     "gateway": {"ingress-nginx/*:8000", f"{PROMETHEUS}:9100"},
     "auth": {
@@ -84,14 +91,18 @@ EXPECTED_INGRESS = {
         "bulk:8001",
         "bulk-worker:8001",
         "notifier:8001",
+        "notifier-worker:8001",
         f"{PROMETHEUS}:8001",
     },
     "results": {"gateway:8002", "bulk:8002", "bulk-worker:8002", f"{PROMETHEUS}:8002"},
     "bulk": {"gateway:8003", f"{PROMETHEUS}:8003"},
     "bulk-worker": {f"{PROMETHEUS}:9100"},
+    "notifier": {"gateway:8004", f"{PROMETHEUS}:8004"},
+    "notifier-worker": {f"{PROMETHEUS}:9100"},
     "auth-migrate": set(),
     "results-migrate": set(),
     "bulk-migrate": set(),
+    "notifier-migrate": set(),
 }
 EXPECTED_EGRESS = {
     "gateway": {
@@ -107,9 +118,18 @@ EXPECTED_EGRESS = {
     "results": {DNS, *BACKING, "auth:8001"},
     "bulk": {DNS, *BACKING, "auth:8001", "results:8002"},
     "bulk-worker": {DNS, *BACKING, "auth:8001", "results:8002"},
+    "notifier": {DNS, *BACKING, "auth:8001"},
+    "notifier-worker": {
+        DNS,
+        *BACKING,
+        "auth:8001",
+        *(f"{ANYWHERE_BUT_LINK_LOCAL}:{port}" for port in SMTP_PORTS),
+        f"{PUBLIC}:443",
+    },
     "auth-migrate": {DNS, "pg:5432"},
     "results-migrate": {DNS, "pg:5432"},
     "bulk-migrate": {DNS, "pg:5432"},
+    "notifier-migrate": {DNS, "pg:5432"},
 }
 
 
@@ -255,16 +275,16 @@ def test_every_service_pod_reaches_auth_at_its_auth_url(overlay: str) -> None:
             checked.add(deployment["metadata"]["name"])
             problems += _reach_problems(docs, deployment, container, "AUTH_URL", "auth")
     assert problems == []
-    assert checked >= {"gateway", "results", "bulk", "bulk-worker"}
+    assert checked >= {"gateway", "results", "bulk", "bulk-worker", "notifier", "notifier-worker"}
 
 
 # The other service-to-service calls by address: variable -> the API Deployment it names.
-UPSTREAM_URLS = {"RESULTS_URL": "results", "BULK_URL": "bulk"}
+UPSTREAM_URLS = {"RESULTS_URL": "results", "BULK_URL": "bulk", "NOTIFIER_URL": "notifier"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_upstream_url_a_pod_is_given_is_reachable(overlay: str) -> None:
-    """The gateway's routes (RESULTS_URL, BULK_URL) and bulk's calls to results'
+    """The gateway's routes (RESULTS_URL, BULK_URL, NOTIFIER_URL) and bulk's calls to results'
     /internal endpoints (RESULTS_URL, from the API and the worker alike)."""
     docs = render(overlay)
     problems, checked = [], set()
@@ -281,6 +301,7 @@ def test_every_upstream_url_a_pod_is_given_is_reachable(overlay: str) -> None:
     assert checked >= {
         "gateway:RESULTS_URL",
         "gateway:BULK_URL",
+        "gateway:NOTIFIER_URL",
         "bulk:RESULTS_URL",
         "bulk-worker:RESULTS_URL",
     }

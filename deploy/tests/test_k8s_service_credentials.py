@@ -116,7 +116,14 @@ def test_every_service_but_auth_reads_its_client_secret_from_its_own_secret(over
         elif workload["kind"] == "Deployment":
             deployments.add(workload["metadata"]["name"])
     assert problems == []
-    assert deployments >= {"gateway", "results", "bulk", "bulk-worker"}
+    assert deployments >= {
+        "gateway",
+        "results",
+        "bulk",
+        "bulk-worker",
+        "notifier",
+        "notifier-worker",
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -265,4 +272,4 @@ def test_dev_client_secrets_match_their_hash_in_the_registry() -> None:
         if digest not in registry.get(client, {}).get("secret_sha256", []):
             problems.append(f"{_where(workload, container)}: client {client} has no such hash")
     assert problems == []
-    assert checked >= {"gateway", "results", "bulk"}
+    assert checked >= {"gateway", "results", "bulk", "notifier"}

@@ -36,6 +36,9 @@ from k8s_support import (
 KIT_POOL_SIZE, KIT_MAX_OVERFLOW = 10, 10
 # Connections Postgres keeps for itself: superuser reserve, replication, operator.
 PG_RESERVED_CONNECTIONS = 20
+# Connections a pod holds beside its pool: the notifier API's stream hub LISTENs
+# on one of its own (notifier_service.streams.hub).
+EXTRA_CONNECTIONS_PER_POD = {"notifier": 1}
 
 
 def _pods(docs: tuple[Doc, ...]) -> list[tuple[Doc, dict[str, str]]]:
@@ -187,7 +190,7 @@ def test_every_variable_a_service_gets_is_one_its_settings_read(overlay: str) ->
                 f"{workload['kind']}/{workload['metadata']['name']}/{p}"
                 for p in env_problems(container, keys, known)
             ]
-    assert checked >= {"gateway", "auth", "results", "bulk"}
+    assert checked >= {"gateway", "auth", "results", "bulk", "notifier"}
     assert problems == []
 
 
@@ -199,7 +202,12 @@ def test_migration_job_runs_with_the_deployments_image_and_environment(overlay: 
     with_database = [
         d for d in api_deployments(docs) if env_value(_main_container(d), "DATABASE_URL")
     ]
-    assert {d["metadata"]["name"] for d in with_database} >= {"auth", "results", "bulk"}
+    assert {d["metadata"]["name"] for d in with_database} >= {
+        "auth",
+        "results",
+        "bulk",
+        "notifier",
+    }
     for deployment in with_database:
         name = deployment["metadata"]["name"]
         job = named(docs, "Job", f"{name}-migrate")
@@ -233,7 +241,7 @@ def test_worker_deployments_run_their_apis_image_and_environment(overlay: str) -
     the `worker` command, the API's environment, and the API runs no workers."""
     docs = render(overlay)
     workers = [d for d in service_deployments(docs) if is_worker(d)]
-    assert {d["metadata"]["name"] for d in workers} >= {"bulk-worker"}
+    assert {d["metadata"]["name"] for d in workers} >= {"bulk-worker", "notifier-worker"}
     apis = {service_of(_main_container(d)): d for d in api_deployments(docs)}
     problems = []
     for worker in workers:
@@ -249,8 +257,12 @@ def test_worker_deployments_run_their_apis_image_and_environment(overlay: str) -
             problems.append(f"{name}: command {container['command']}")
         if container.get("env") != app.get("env") or container["envFrom"] != app["envFrom"]:
             problems.append(f"{name}: environment differs from {api['metadata']['name']}'s")
-        if full_env(docs, app).get("RUN_WORKERS", "true").lower() not in {"false", "0"}:
-            problems.append(f"{api['metadata']['name']}: RUN_WORKERS is not false")
+        # `<SERVICE>_RUN_WORKERS` (notifier) wins over the suite-wide RUN_WORKERS.
+        api_env = full_env(docs, app)
+        own = f"{str(service_of(app)).upper()}_RUN_WORKERS"
+        run_workers = api_env.get(own, api_env.get("RUN_WORKERS", "true"))
+        if run_workers.lower() not in {"false", "0"}:
+            problems.append(f"{api['metadata']['name']}: {own} / RUN_WORKERS is not false")
         env = full_env(docs, container)
         port = int(env.get("WORKER_PORT", "9100"))
         if env.get("WORKER_HOST") != "0.0.0.0":
@@ -308,15 +320,22 @@ def _endpoints(docs: tuple[Doc, ...]) -> dict[str, set[int]]:
     return found
 
 
+# Addresses outside the cluster: links in the notifier's emails (the browser's
+# frontend) and where its webhooks go.
+OUTSIDE_URLS = {"FRONTEND_URL", "WEBHOOK_URL"}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_address_in_the_configuration_reaches_something(overlay: str) -> None:
     docs = render(overlay)
     endpoints = _endpoints(docs)
-    not_built = {"notifier": 8004}
+    not_built: dict[str, int] = {}  # host -> port of a service not deployed yet
     problems = []
     for deployment in service_deployments(docs):
         for key, value in full_env(docs, _main_container(deployment)).items():
             targets: list[tuple[str | None, int | None]] = []
+            if key in OUTSIDE_URLS:
+                continue
             if key.endswith("_URL") and "://" in value:
                 parts = urlsplit(value)
                 targets.append((parts.hostname, parts.port))
@@ -376,8 +395,9 @@ def test_database_connections_fit_the_roles_and_the_server(overlay: str) -> None
         hpa = named(docs, "HorizontalPodAutoscaler", deployment["metadata"]["name"])
         pool = int(env.get("DB_POOL_SIZE", KIT_POOL_SIZE))
         per_pod = pool + int(env.get("DB_MAX_OVERFLOW", KIT_MAX_OVERFLOW))
+        per_pod += EXTRA_CONNECTIONS_PER_POD.get(deployment["metadata"]["name"], 0)
         need[role] = need.get(role, 1) + per_pod * hpa["spec"]["maxReplicas"]
-    assert set(need) >= {"auth", "results", "bulk"}
+    assert set(need) >= {"auth", "results", "bulk", "notifier"}
     problems = [
         f"role {role}: {count} connections at max scale, limit {limits.get(str(role))}"
         for role, count in need.items()

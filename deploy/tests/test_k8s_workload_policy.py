@@ -50,6 +50,8 @@ def test_service_deployments_roll_without_unavailability_and_stop_gracefully(ove
         "results",
         "bulk",
         "bulk-worker",
+        "notifier",
+        "notifier-worker",
     }
     assert [p for d in deployments for p in rollout_problems(d)] == []
 
