@@ -18,6 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import httpx
 import pytest
 from gateway_fakes import FakeUpstreams, GatewayProcess, SigningKey, free_port
+from gateway_service.proxy.upstream import UpstreamProxy
+from gateway_service.routing import match_route
+from gateway_service.settings import GatewaySettings
+from gateway_service.termination import on_termination
+from starlette.types import Message
 
 STREAM = "/api/v1/notifications/stream"
 BUDGET = 0.3
@@ -320,3 +325,49 @@ async def test_stopping_the_gateway_ends_its_open_streams(
     finally:
         with contextlib.suppress(Exception):
             gateway.stop()
+
+
+# ------------------------------------------------------------------- units
+
+
+async def test_the_stop_signal_runs_the_step_and_then_the_handler_it_found() -> None:
+    seen: list[str] = []
+    stepped = asyncio.Event()
+
+    def step() -> None:
+        seen.append("step")
+        stepped.set()
+
+    def server_handler(sig: int, frame: object) -> None:
+        seen.append(f"server {sig}")
+
+    before = signal.signal(signal.SIGTERM, server_handler)
+    try:
+        with on_termination(step):
+            signal.raise_signal(signal.SIGTERM)
+            async with asyncio.timeout(GUARD):
+                await stepped.wait()
+        assert seen == [f"server {int(signal.SIGTERM)}", "step"]
+        assert signal.getsignal(signal.SIGTERM) is server_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+async def test_a_stream_asked_for_after_end_streams_is_503_without_an_upstream_call() -> None:
+    proxy = UpstreamProxy(GatewaySettings(_env_file=None))
+    proxy.end_streams()  # before start(): reaching for the client would raise
+    route = match_route(STREAM)
+    assert route is not None and route.stream
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        raise AssertionError("nothing to read")
+
+    scope = {"type": "http", "method": "GET", "path": STREAM, "headers": [], "query_string": b""}
+    await proxy.forward(scope, receive, send, route)
+    assert sent[0]["status"] == 503
+    assert (b"retry-after", b"5") in sent[0]["headers"]
+    assert b"UPSTREAM_UNAVAILABLE" in sent[1]["body"]
