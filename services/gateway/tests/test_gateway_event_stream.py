@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
@@ -271,6 +272,8 @@ async def test_a_stream_needs_a_valid_token_before_the_notifier_is_called(
 async def test_opening_streams_counts_against_the_per_user_rate_limit(
     notifier: FakeNotifier, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
+    if 60 - time.time() % 60 < 3:
+        await asyncio.sleep(3)  # do not straddle a window boundary of the limit
     for _ in range(3):  # the test gateway allows 3 requests per user and minute
         async with http.stream("GET", STREAM, headers=auth) as response:
             assert response.status_code == 200
