@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_PYTHON ?= 3.11
 # Every service's EventCatalog: docs/events.md and docs/asyncapi/ are generated from them.
-EVENT_CATALOGS := auth_service.contracts:EVENTS results_service.messaging.catalog:EVENTS bulk_service.messaging.catalog:EVENTS
+EVENT_CATALOGS := auth_service.contracts:EVENTS results_service.messaging.catalog:EVENTS bulk_service.messaging.catalog:EVENTS notifier_service.messaging.catalog:EVENTS
 PY_SUITES := shared/tests services/auth/tests services/gateway/tests services/results/tests services/bulk/tests services/notifier/tests deploy/tests tests
 
 .PHONY: help
