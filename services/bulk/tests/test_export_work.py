@@ -155,13 +155,6 @@ async def test_export_of_an_exam_gone_fails_exam_not_found(
     assert await scalar(db, "SELECT count(*) FROM bulk.job_files WHERE job_id = :j", j=job_id) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ExportWork fails a job only for ResultsUnavailable after MAX_ATTEMPTS; a results "
-    "line that is not a Result (BadResultLine) escapes to the runner, which releases the lease "
-    "for a retry, so the sweep re-runs the export forever and the job never ends (export_rows "
-    "says a bad line should fail the job, not be skipped)",
-)
 async def test_a_bad_results_line_fails_the_export_in_the_end(
     client: AsyncClient,
     db: Database,
@@ -187,7 +180,10 @@ async def test_a_bad_results_line_fails_the_export_in_the_end(
             async with db.transaction() as session:
                 await jobs_store.release_lease(session, job_id, "test-worker")
     done = await read_job(db, job_id)
-    assert done.status.value == "failed"
+    assert (done.status.value, done.error_code) == ("failed", "RESULTS_INVALID")
+    assert done.attempts == 1  # failed on the first run, not after the retries
+    assert await scalar(db, "SELECT count(*) FROM bulk.job_files WHERE job_id = :j", j=job_id) == 0
+    assert await outbox_of(db, "bulk.job.completed", job_id) != []
 
 
 async def test_an_export_that_lost_its_lease_writes_no_file(

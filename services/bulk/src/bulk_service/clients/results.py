@@ -86,8 +86,9 @@ class ResultsClient:
             ),
         )
 
-    async def result_lines(self, exam_id: uuid.UUID) -> AsyncIterator[bytes]:
-        """Every result of the exam as NDJSON lines (bytes, without the newline)."""
+    async def result_line_batches(self, exam_id: uuid.UUID) -> AsyncIterator[list[bytes]]:
+        """Every result of the exam as NDJSON lines (bytes, without the newline), a batch
+        per piece of the HTTP body: the lines complete in it, blank ones left out."""
         try:
             async with self._http.stream(
                 "GET",
@@ -100,12 +101,12 @@ class ResultsClient:
                     raise ResultsUnavailable(f"results answered {response.status_code}")
                 pending = b""
                 async for data in response.aiter_bytes():
-                    pending += data
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        if line:
-                            yield line
+                    lines = (pending + data).split(b"\n") if pending else data.split(b"\n")
+                    pending = lines.pop()
+                    batch = [line for line in lines if line.strip()]
+                    if batch:
+                        yield batch
                 if pending.strip():
-                    yield pending
+                    yield [pending]
         except httpx.HTTPError as exc:
             raise ResultsUnavailable(str(exc)) from exc

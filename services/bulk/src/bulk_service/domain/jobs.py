@@ -89,6 +89,9 @@ class JobError(StrEnum):
     """The exam was deleted or cannot be read any more."""
     RESULTS_UNAVAILABLE = "RESULTS_UNAVAILABLE"
     """An export could not read the results after every retry."""
+    RESULTS_INVALID = "RESULTS_INVALID"
+    """An export met a line of results' stream that is not a Result (never retried:
+    the same stream would break the same way)."""
     NO_ROWS = "FILE_NO_ROWS"
     """A header row and nothing else."""
 
