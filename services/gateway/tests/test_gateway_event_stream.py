@@ -64,6 +64,8 @@ class FakeNotifier:
     def __init__(self, port: int) -> None:
         self.port = port
         self.script: Script = _send_one
+        # As the notifier answers (api/stream.py).
+        self.head_extra = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
         self.streams: list[SseStream] = []
         self.opened = 0
         self.closed = 0
@@ -99,7 +101,8 @@ class FakeNotifier:
             self.opened += 1
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-                b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+                + self.head_extra
+                + b"transfer-encoding: chunked\r\n\r\n"
             )
             stream = SseStream(headers, writer)
             self.streams.append(stream)
@@ -210,7 +213,7 @@ async def test_each_event_reaches_the_client_at_once_and_the_stream_outlives_the
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
         assert response.headers["cache-control"] == "no-cache"
-        assert response.headers["x-accel-buffering"] == "no"
+        assert response.headers.get_list("x-accel-buffering") == ["no"]
         assert "content-encoding" not in response.headers
         assert "content-length" not in response.headers
         lines = response.aiter_lines()
@@ -226,6 +229,17 @@ async def test_each_event_reaches_the_client_at_once_and_the_stream_outlives_the
     assert stream.headers[b"accept"] == b"text/event-stream"
     assert stream.headers[b"accept-encoding"] == b"identity"
     assert stream.headers[b"authorization"] == auth["Authorization"].encode()
+
+
+async def test_the_gateway_marks_a_stream_uncacheable_and_unbuffered_itself(
+    notifier: FakeNotifier, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    notifier.head_extra = b""
+    async with http.stream("GET", STREAM, headers=auth) as response:
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        assert (await read_event(response.aiter_lines()))["id"] == "5"
 
 
 async def test_last_event_id_reaches_the_notifier(

@@ -66,7 +66,7 @@ SMALL_RESPONSE_BYTES = 64 * 1024
 SMALL_REQUEST_BYTES = 64 * 1024
 _RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_BODY_STATUSES = frozenset({204, 304})
-_STREAM_HEADERS = ((b"x-accel-buffering", b"no"),)
+_NO_BUFFERING = (b"x-accel-buffering", b"no")
 _NO_CACHE = (b"cache-control", b"no-cache")
 
 
@@ -259,7 +259,9 @@ class UpstreamProxy:
     ) -> None:
         headers = downstream_response_headers(response.headers, self._locations)
         if stream:
-            headers.extend(_STREAM_HEADERS)
+            # The gateway's own word to a proxy in front, whatever the upstream said.
+            headers = [h for h in headers if h[0] != b"x-accel-buffering"]
+            headers.append(_NO_BUFFERING)
             if not any(name == b"cache-control" for name, _ in headers):
                 headers.append(_NO_CACHE)
         status = response.status
