@@ -487,26 +487,44 @@ async def test_multipart_without_boundary_is_400(
     assert await count_jobs(db) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/upload_body._multipart calls parser.finalize() without checking that the "
-    "parser reached the closing boundary: a multipart body that ends inside the file part "
-    "is accepted (202) and the bytes up to the cut are stored as if they were the whole file",
+@pytest.mark.parametrize(
+    "cut",
+    [
+        200,  # inside the file: its end and the closing boundary are missing
+        4,  # "--\r\n": the last boundary is there but not marked as the last
+        len(b"\r\n--") + 40 + len(b"--\r\n"),  # the whole closing line
+    ],
 )
 async def test_truncated_multipart_body_stores_nothing(
-    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID, cut: int
 ) -> None:
     """A body cut off before its closing boundary is not a whole file."""
     body, content_type = multipart(SMALL + b"S-2,MATH,60\r\n" * 100)
-    cut = body[: len(body) - 200]  # the closing boundary and the file's end are missing
     response = await client.post(
         imports_url(exam_id),
-        content=cut,
+        content=in_pieces(body[: len(body) - cut], 512),
         headers={**examiner.headers, "Content-Type": content_type},
     )
     assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "BAD_REQUEST" and "closing boundary" in error["message"]
     assert await count_jobs(db) == 0
     assert await count_parts(db) == 0
+
+
+async def test_multipart_body_without_the_final_crlf_is_whole(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    body, content_type = multipart(SMALL)
+    assert body.endswith(b"--\r\n")
+    response = await client.post(
+        imports_url(exam_id),
+        content=body[:-2],
+        headers={**examiner.headers, "Content-Type": content_type},
+    )
+    assert response.status_code == 202, response.text
+    stored, _ = await stored_upload(db, uuid.UUID(response.json()["id"]))
+    assert stored == SMALL
 
 
 async def test_a_file_of_exactly_the_limit_is_accepted(

@@ -6,6 +6,13 @@ passed on chunk by chunk as it arrives, and multipart is parsed
 incrementally with python-multipart's push parser, handing on the bytes of
 the ``file`` field only. ``MAX_UPLOAD_BYTES`` is counted on the file's bytes
 while they stream (and on ``Content-Length`` before anything is read).
+
+A multipart body must end with its closing boundary (``--boundary--``):
+python-multipart's ``finalize`` does not check that, so the parser's ``end``
+callback is watched, and a body that stops before it (a client or proxy cut
+off mid-file) is refused with 400 instead of being stored as a shorter file.
+The refusal is raised by the bytes' iterator, inside the transaction that
+stores the parts, so nothing of the upload is kept.
 """
 
 from __future__ import annotations
@@ -110,6 +117,8 @@ class _PartState:
         self.file_name: str | None = None
         self.media_type = ""
         self.out: list[bytes] = []
+        self.complete = False
+        """The closing boundary was read."""
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_field += data[start:end]
@@ -143,6 +152,9 @@ class _PartState:
         self.in_file = False
         self.headers = {}
 
+    def on_end(self) -> None:
+        self.complete = True
+
 
 async def _multipart(request: Request, boundary: bytes, limit: int) -> Upload:
     state = _PartState()
@@ -155,6 +167,7 @@ async def _multipart(request: Request, boundary: bytes, limit: int) -> Upload:
             "on_headers_finished": state.on_headers_finished,
             "on_part_data": state.on_part_data,
             "on_part_end": state.on_part_end,
+            "on_end": state.on_end,
         },
     )
     body = request.stream()
@@ -187,6 +200,10 @@ async def _multipart(request: Request, boundary: bytes, limit: int) -> Upload:
                     yield piece
                 state.out.clear()
         parser.finalize()
+        if not state.complete:
+            raise BadRequest(
+                "The multipart body ends before its closing boundary: the upload was cut off."
+            )
         for piece in state.out:
             yield piece
         state.out.clear()
