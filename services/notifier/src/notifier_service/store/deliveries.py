@@ -1,0 +1,151 @@
+"""The queries of email and webhook delivery (``deliveries``, ``delivery_attempts``).
+
+A delivery message names a batch of notifications; :func:`pending_deliveries`
+loads those still pending on a channel with what sending needs. Each outcome
+is written by :func:`record_attempt` in a short transaction of its own right
+after the send, not in the message's transaction: a later failure in the
+batch (which rolls that one back so the broker retries the message) must not
+undo the record of an email already sent, or the retry would send it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from service_kit.db import Database
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifier_service.domain.kinds import NotificationKind
+
+Channel = Literal["email", "webhook"]
+AttemptOutcome = Literal["sent", "transient", "permanent"]
+
+_STATUS_AFTER: dict[AttemptOutcome, str] = {
+    "sent": "sent",
+    "transient": "pending",
+    "permanent": "failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """A pending delivery, its notification, and its recipient from the users read model."""
+
+    notification_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: NotificationKind
+    title: str
+    body: str
+    data: dict[str, Any]
+    facts: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+    attempts: int
+    email: str | None
+    """None when the user is not in the read model."""
+    full_name: str | None
+    active: bool | None
+
+
+async def pending_deliveries(
+    session: AsyncSession, channel: Channel, notification_ids: Sequence[uuid.UUID]
+) -> list[PendingDelivery]:
+    """The deliveries on ``channel`` of these notifications still pending, in the given order."""
+    if not notification_ids:
+        return []
+    result = await session.execute(
+        text(
+            "SELECT n.id, n.user_id, n.kind, n.title, n.body, n.data, n.facts, n.created_at, "
+            "n.read_at, d.attempts, u.email, u.full_name, u.active "
+            "FROM notifier.deliveries d "
+            "JOIN notifier.notifications n ON n.id = d.notification_id "
+            "LEFT JOIN notifier.users u ON u.id = n.user_id "
+            "WHERE d.channel = :channel AND d.status = 'pending' "
+            "AND d.notification_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"channel": channel, "ids": list(notification_ids)},
+    )
+    found = {
+        row.id: PendingDelivery(
+            notification_id=row.id,
+            user_id=row.user_id,
+            kind=NotificationKind(row.kind),
+            title=row.title,
+            body=row.body,
+            data=dict(row.data),
+            facts=dict(row.facts),
+            created_at=row.created_at,
+            read_at=row.read_at,
+            attempts=row.attempts,
+            email=row.email,
+            full_name=row.full_name,
+            active=row.active,
+        )
+        for row in result
+    }
+    return [found[i] for i in dict.fromkeys(notification_ids) if i in found]
+
+
+_RECORD = text(
+    "WITH updated AS ("
+    " UPDATE notifier.deliveries SET status = :status, attempts = attempts + 1,"
+    " last_error = :detail, updated_at = now(),"
+    " sent_at = CASE WHEN :status = 'sent' THEN now() ELSE sent_at END"
+    " WHERE notification_id = :id AND channel = :channel AND status = 'pending'"
+    " RETURNING notification_id, channel, attempts)"
+    " INSERT INTO notifier.delivery_attempts (notification_id, channel, attempt, outcome, detail)"
+    " SELECT notification_id, channel, attempts, :outcome, :detail FROM updated"
+    " RETURNING attempt"
+)
+
+
+async def record_attempt(
+    db: Database,
+    channel: Channel,
+    notification_id: uuid.UUID,
+    outcome: AttemptOutcome,
+    detail: str | None = None,
+) -> int | None:
+    """Records one attempt and moves the delivery on (sent, failed, or still pending).
+
+    Its own transaction, committed before this returns. Only a pending delivery
+    moves; the attempt's number is returned, or None if it was no longer pending.
+    """
+    async with db.transaction() as session:
+        result = await session.execute(
+            _RECORD,
+            {
+                "status": _STATUS_AFTER[outcome],
+                "outcome": outcome,
+                "detail": detail,
+                "id": notification_id,
+                "channel": channel,
+            },
+        )
+        attempt = result.scalar()
+    return None if attempt is None else int(attempt)
+
+
+async def mark_dead_lettered(
+    db: Database, channel: Channel, notification_ids: Sequence[uuid.UUID], detail: str
+) -> list[uuid.UUID]:
+    """Moves these still-pending deliveries to ``dead_lettered``; returns the ones moved."""
+    if not notification_ids:
+        return []
+    async with db.transaction() as session:
+        result = await session.execute(
+            text(
+                "UPDATE notifier.deliveries SET status = 'dead_lettered', last_error = :detail, "
+                "updated_at = now() "
+                "WHERE channel = :channel AND status = 'pending' "
+                "AND notification_id = ANY(CAST(:ids AS uuid[])) "
+                "RETURNING notification_id"
+            ),
+            {"channel": channel, "ids": list(notification_ids), "detail": detail},
+        )
+        return [row[0] for row in result]
