@@ -64,6 +64,7 @@ class FakeNotifier:
     def __init__(self, port: int) -> None:
         self.port = port
         self.script: Script = _send_one
+        self.answers = True
         # As the notifier answers (api/stream.py).
         self.head_extra = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
         self.streams: list[SseStream] = []
@@ -99,6 +100,9 @@ class FakeNotifier:
                 name, _, value = line.partition(b":")
                 headers[name.strip().lower()] = value.strip()
             self.opened += 1
+            if not self.answers:
+                await reader.read()  # holds the request unanswered until the gateway leaves
+                raise ConnectionResetError
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
                 + self.head_extra
@@ -298,6 +302,17 @@ async def test_opening_streams_counts_against_the_per_user_rate_limit(
     assert "retry-after" in refused.headers
     await notifier.all_closed()
     assert notifier.opened == 3
+
+
+async def test_a_notifier_that_never_answers_gives_503_at_the_head_budget(
+    notifier: FakeNotifier, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    notifier.answers = False
+    response = await http.get(STREAM, headers={**auth, "Accept": "text/event-stream"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+    await notifier.all_closed()
+    assert (notifier.opened, notifier.closed) == (1, 1)
 
 
 async def test_notifier_down_gives_503_in_the_envelope(
