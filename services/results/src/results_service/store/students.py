@@ -46,6 +46,20 @@ async def student_ids_by_number(
     return {number: user_id for number, user_id in rows}
 
 
+async def unknown_student_numbers(session: AsyncSession, numbers: Collection[str]) -> list[str]:
+    """The distinct non-empty ``numbers`` the read model does not know, sorted."""
+    wanted = sorted({n for n in numbers if n})
+    if not wanted:
+        return []
+    number = func.unnest(bindparam("wanted", wanted, type_=ARRAY(Text))).column_valued("n")
+    rows = await session.scalars(
+        select(number).where(
+            ~select(students.c.user_id).where(students.c.student_number == number).exists()
+        )
+    )
+    return sorted(rows.all())
+
+
 async def student_id_by_number(session: AsyncSession, number: str) -> uuid.UUID | None:
     found: uuid.UUID | None = await session.scalar(
         select(students.c.user_id).where(students.c.student_number == number)

@@ -118,6 +118,75 @@ def _entry_key(entry: MarkInput) -> tuple[str, str]:
     return (entry.student_number, entry.subject_code)
 
 
+def exam_subjects(exam: ExamRecord) -> dict[str, Subject]:
+    """The exam's subjects as the domain's validation takes them, by code."""
+    return {
+        s.code: Subject(code=s.code, max_mark=s.max_mark, pass_mark=s.pass_mark, credits=s.credits)
+        for s in exam.subjects
+    }
+
+
+_STATUSES = frozenset(s.value for s in MarkStatus)
+
+
+def entry_problems(
+    entry: MarkInput, *, student_known: bool, subjects: Mapping[str, Subject], duplicate: bool
+) -> list[EntryProblem]:
+    """Every problem of one entry, in the order they are reported; empty when valid.
+
+    ``student_known``: its student number belongs to a student; ``duplicate``:
+    its (student, subject) pair is given more than once in the batch.
+    """
+    problems: list[EntryProblem] = []
+    if not student_known:
+        problems.append(
+            EntryProblem(
+                entry.ref,
+                "student_number",
+                DetailCode.STUDENT_NOT_FOUND,
+                f"no student has the number {entry.student_number!r}",
+                entry.student_number,
+            )
+        )
+    subject = subjects.get(entry.subject_code)
+    if subject is None:
+        problems.append(
+            EntryProblem(
+                entry.ref,
+                "subject_code",
+                DetailCode.SUBJECT_NOT_FOUND,
+                f"the exam has no subject {entry.subject_code!r}",
+                entry.subject_code,
+            )
+        )
+    if entry.status not in _STATUSES:
+        problems.append(
+            EntryProblem(
+                entry.ref,
+                "status",
+                DetailCode.INVALID_STATUS,
+                "status must be present, absent or exempt",
+                entry.status,
+            )
+        )
+    else:
+        checked = subject or _ANY_SUBJECT
+        for code in validate_mark(checked, entry.status, entry.mark):
+            problems.append(_mark_problem(entry, code, checked))
+    if duplicate:
+        problems.append(
+            EntryProblem(
+                entry.ref,
+                "",
+                DetailCode.DUPLICATE_ENTRY,
+                f"student {entry.student_number!r} and subject {entry.subject_code!r} "
+                "appear more than once in this batch",
+                f"{entry.student_number},{entry.subject_code}",
+            )
+        )
+    return problems
+
+
 def validate_entries(
     exam: ExamRecord,
     entries: Sequence[MarkInput],
@@ -129,62 +198,17 @@ def validate_entries(
     (student, subject) pair given twice is a ``DUPLICATE_ENTRY`` on every
     entry involved: which one was meant is not ours to guess.
     """
-    subjects = {
-        s.code: Subject(code=s.code, max_mark=s.max_mark, pass_mark=s.pass_mark, credits=s.credits)
-        for s in exam.subjects
-    }
-    statuses = {s.value for s in MarkStatus}
+    subjects = exam_subjects(exam)
     seen = Counter(_entry_key(e) for e in entries)
     batch = ValidatedBatch()
     for entry in entries:
-        problems: list[EntryProblem] = []
         student_id = student_ids.get(entry.student_number)
-        if student_id is None:
-            problems.append(
-                EntryProblem(
-                    entry.ref,
-                    "student_number",
-                    DetailCode.STUDENT_NOT_FOUND,
-                    f"no student has the number {entry.student_number!r}",
-                    entry.student_number,
-                )
-            )
-        subject = subjects.get(entry.subject_code)
-        if subject is None:
-            problems.append(
-                EntryProblem(
-                    entry.ref,
-                    "subject_code",
-                    DetailCode.SUBJECT_NOT_FOUND,
-                    f"the exam has no subject {entry.subject_code!r}",
-                    entry.subject_code,
-                )
-            )
-        if entry.status not in statuses:
-            problems.append(
-                EntryProblem(
-                    entry.ref,
-                    "status",
-                    DetailCode.INVALID_STATUS,
-                    "status must be present, absent or exempt",
-                    entry.status,
-                )
-            )
-        else:
-            checked = subject or _ANY_SUBJECT
-            for code in validate_mark(checked, entry.status, entry.mark):
-                problems.append(_mark_problem(entry, code, checked))
-        if seen[_entry_key(entry)] > 1:
-            problems.append(
-                EntryProblem(
-                    entry.ref,
-                    "",
-                    DetailCode.DUPLICATE_ENTRY,
-                    f"student {entry.student_number!r} and subject {entry.subject_code!r} "
-                    "appear more than once in this batch",
-                    f"{entry.student_number},{entry.subject_code}",
-                )
-            )
+        problems = entry_problems(
+            entry,
+            student_known=student_id is not None,
+            subjects=subjects,
+            duplicate=seen[_entry_key(entry)] > 1,
+        )
         if problems:
             batch.problems.extend(problems)
         else:

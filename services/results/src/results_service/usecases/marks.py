@@ -1,7 +1,10 @@
 """Writing marks: one batch, validated as a whole, applied in one transaction.
 
-The same :func:`apply_mark_batch` serves the API (atomic) and import chunks
-(partial or all-or-nothing, maybe a dry run). Under the exam's row lock it
+:func:`apply_mark_batch` serves the API (atomic; it also takes partial and
+all-or-nothing batches and dry runs). Import chunks follow the same rules
+set-based in SQL (:mod:`results_service.usecases.mark_imports`, ADR 0017),
+telling problems with the same :func:`~results_service.usecases.mark_entries.entry_problems`.
+Under the exam's row lock it
 re-checks the rules, validates every entry, upserts the changed ones with
 their audit, and, when anything changed, bumps the exam's ``marks_version``
 and writes ``marks.changed`` to the outbox, all in the caller's transaction.

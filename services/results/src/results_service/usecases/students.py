@@ -8,7 +8,11 @@ from collections.abc import Collection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from results_service.clients.auth import StudentLookup
-from results_service.store.students import student_ids_by_number, upsert_students
+from results_service.store.students import (
+    student_ids_by_number,
+    unknown_student_numbers,
+    upsert_students,
+)
 
 
 async def resolve_student_numbers(
@@ -32,3 +36,22 @@ async def resolve_student_numbers(
         # Re-read: a newer state already held wins over the lookup's.
         known.update(await student_ids_by_number(session, {r.student_number for r in found}))
     return known
+
+
+async def look_up_unknown_students(
+    session: AsyncSession, lookup: StudentLookup, numbers: Collection[str]
+) -> None:
+    """Asks auth about the ``numbers`` the read model lacks and stores the students found.
+
+    What :func:`resolve_student_numbers` does, without reading every known
+    student back: for an import chunk, SQL then matches numbers itself.
+    Raises :class:`~results_service.clients.auth.StudentLookupUnavailable` when
+    auth cannot be asked.
+    """
+    missing = await unknown_student_numbers(session, numbers)
+    if not missing:
+        return
+    wanted = set(missing)
+    found = [r for r in await lookup.lookup(missing) if r.student_number in wanted]
+    if found:
+        await upsert_students(session, found)
