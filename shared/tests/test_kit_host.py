@@ -60,6 +60,20 @@ class RecordingBackground:
         self._journal.note("background stopped")
 
 
+class RecordingServing:
+    """A component of the API process only (like the notifier's stream hub)."""
+
+    def __init__(self, journal: Journal, name: str) -> None:
+        self._journal = journal
+        self._name = name
+
+    async def start(self) -> None:
+        self._journal.note(f"{self._name} started")
+
+    async def stop(self) -> None:
+        self._journal.note(f"{self._name} stopped")
+
+
 router = APIRouter()
 
 
@@ -135,6 +149,7 @@ def sample_host(journal: Journal, *, fail_on_start: bool = False) -> ServiceHost
             consumers=[register],
             jobs=[PeriodicJob("kit-host-sample", job, 3600, first_run_after=0)],
             background=[RecordingBackground(journal)],
+            serving=[RecordingServing(journal, "hub"), RecordingServing(journal, "feed")],
             readiness=[Check("extra", always_fine, critical=False)],
             on_start=[on_start],
             on_stop=[closing],
@@ -209,6 +224,41 @@ async def test_an_api_only_process_runs_no_workers(
     assert "rabbitmq" not in ready
 
 
+@pytest.mark.parametrize("run_workers", [True, False])
+async def test_serving_components_start_in_an_api_process_after_the_revocations(
+    journal: Journal, host_settings: KitSettings, run_workers: bool
+) -> None:
+    settings = host_settings.model_copy(update={"run_workers": run_workers})
+    app = sample_host(journal).api_app(settings)
+    async with running(app) as client:
+        assert (await client.get("/greet")).status_code == 200
+        journal.note("serving")
+    e = journal.index
+    # Started once the components exist and access tokens can be checked, in
+    # their order, before the first request.
+    assert e("on_start") < e("revocations read") < e("hub started") < e("feed started")
+    assert e("feed started") < e("serving")
+    # Stopped in reverse order, before the service's own clients and the pools.
+    assert e("serving") < e("feed stopped") < e("hub stopped") < e("client closed")
+    assert e("hub stopped") < e("database closed")
+    if run_workers:
+        # Before the workers, so they stop after the consumers, background and relay.
+        assert e("feed started") < e("relay started") < e("consumers started")
+        assert e("relay stopped") < e("feed stopped")
+    else:
+        assert "consumers started" not in journal.entries
+
+
+async def test_a_worker_process_starts_no_serving_components(
+    journal: Journal, host_settings: KitSettings
+) -> None:
+    app = sample_host(journal).worker_app(host_settings)
+    async with running(app):
+        await asyncio.sleep(0.2)
+    assert "consumers started" in journal.entries
+    assert not [entry for entry in journal.entries if entry.startswith(("hub ", "feed "))]
+
+
 async def test_a_worker_process_serves_only_health_and_metrics(
     journal: Journal, host_settings: KitSettings
 ) -> None:
@@ -234,6 +284,7 @@ async def test_a_failed_start_still_closes_what_was_opened(
             pass
     assert journal.entries[-2:] == ["client closed", "database closed"]
     assert "consumers started" not in journal.entries
+    assert "hub started" not in journal.entries
 
 
 async def test_components_are_provided_to_routes_and_tools(
