@@ -112,6 +112,7 @@ def test_token_free_calls_are_exactly_those_of_api_md(merged: dict[str, Any]) ->
     assert free == {
         "POST /api/v1/auth/login",
         "POST /api/v1/auth/refresh",
+        "POST /api/v1/auth/password/forgot",
         "POST /api/v1/auth/password/reset",
         "GET /.well-known/jwks.json",
     }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, E2E, bearer
@@ -216,6 +218,63 @@ def test_login_limit_per_email(e2e: E2E, admin_tokens: dict[str, str]) -> None:
         limited = login(client, email, "right-password-1")
         assert_error(limited, 429, "AUTH_RATE_LIMITED")
         assert int(limited.headers["Retry-After"]) > 0
+
+
+def _reset_tokens(e2e: E2E, email: str) -> list[str]:
+    """The tokens of the reset events auth wrote for ``email`` (its outbox), oldest first."""
+
+    async def fetch() -> list[str]:
+        url = e2e.env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(url)
+        try:
+            rows = await connection.fetch(
+                "SELECT payload->>'token' AS token FROM auth.outbox "
+                "WHERE type = 'user.password_reset_requested' AND payload->>'email' = $1 "
+                "ORDER BY occurred_at",
+                email,
+            )
+        finally:
+            await connection.close()
+        return [str(r["token"]) for r in rows]
+
+    return asyncio.run(fetch())
+
+
+def test_forgotten_password_needs_no_token_and_the_reset_link_works_once(
+    e2e: E2E, admin_tokens: dict[str, str]
+) -> None:
+    email = f"forgot.{uuid.uuid4().hex[:8]}@example.edu"
+    with e2e.client() as client:
+        client.post(
+            "/api/v1/users",
+            headers=bearer(admin_tokens["access_token"]),
+            json={
+                "email": email,
+                "full_name": "F",
+                "role": "examiner",
+                "password": "old-password-1",
+            },
+        ).raise_for_status()
+        session = login(client, email, "old-password-1").json()
+        unknown = client.post("/api/v1/auth/password/forgot", json={"email": f"x{email}"})
+        known = client.post("/api/v1/auth/password/forgot", json={"email": email})
+        assert (unknown.status_code, unknown.content) == (known.status_code, known.content)
+        assert known.status_code == 202
+        # The token is written just after the answer (its timing must tell nothing).
+        deadline = time.monotonic() + 10
+        while not (tokens := _reset_tokens(e2e, email)):
+            assert time.monotonic() < deadline, "no user.password_reset_requested event"
+            time.sleep(0.05)
+        assert _reset_tokens(e2e, f"x{email}") == []
+        body = {"token": tokens[0], "new_password": "new-password-1"}
+
+        assert client.post("/api/v1/auth/password/reset", json=body).status_code == 204
+        again = client.post("/api/v1/auth/password/reset", json=body)
+
+        assert_error(again, 422, "VALIDATION_FAILED")
+        assert login(client, email, "new-password-1").status_code == 200
+        old = client.post("/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
+        assert_error(old, 401, "AUTH_REFRESH_INVALID")
 
 
 def test_oversized_body_is_refused_before_the_upstream(e2e: E2E) -> None:

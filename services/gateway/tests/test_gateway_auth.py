@@ -122,7 +122,9 @@ def test_bad_tokens_are_refused_before_any_upstream_call(
 
 def test_token_free_calls_pass_without_a_token_but_others_do_not(client: httpx.Client) -> None:
     assert client.post("/api/v1/auth/login", json={}).status_code == 200
+    assert client.post("/api/v1/auth/password/forgot", json={}).status_code == 200
     assert client.get("/api/v1/auth/login").status_code == 401
+    assert client.get("/api/v1/auth/password/forgot").status_code == 401
     assert client.post("/api/v1/auth/logout", json={}).status_code == 401
 
 

@@ -104,8 +104,10 @@ def test_rate_limit_refuses_with_429_and_retry_after_per_user(
         assert upstreams.hits_for(request_id) == []
         other_user = {"Authorization": f"Bearer {signing_key.token()}"}
         assert http.get("/api/v1/exams", headers=other_user).status_code == 200
-        # Token-free calls are not counted per user (auth limits logins itself).
+        # Token-free calls are not counted per user: auth limits sign-ins and password
+        # reset requests itself, per email and per client address.
         assert http.post("/api/v1/auth/login", json={}).status_code == 200
+        assert http.post("/api/v1/auth/password/forgot", json={}).status_code == 200
 
 
 def test_rate_limit_is_shared_across_replicas_through_redis(

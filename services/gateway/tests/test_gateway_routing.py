@@ -14,6 +14,7 @@ JOB = "0b8f8d0e-5c1e-4b55-9a52-2a6b8d1c3e4f"
 ROUTES = [
     ("POST", "/api/v1/auth/login", "auth"),
     ("POST", "/api/v1/auth/refresh", "auth"),
+    ("POST", "/api/v1/auth/password/forgot", "auth"),
     ("POST", "/api/v1/auth/password/reset", "auth"),
     ("POST", "/api/v1/auth/logout", "auth"),
     ("GET", "/api/v1/auth/me", "auth"),

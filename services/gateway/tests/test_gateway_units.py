@@ -76,6 +76,13 @@ def test_only_the_documented_calls_are_token_free() -> None:
     assert not needs_token(login, "POST", "/api/v1/auth/login")
     assert needs_token(login, "GET", "/api/v1/auth/login")
     assert needs_token(login, "POST", "/api/v1/auth/login/")
+    for path in ("/api/v1/auth/password/forgot", "/api/v1/auth/password/reset"):
+        route = match_route(path)
+        assert route is not None and route.upstream == "auth"
+        assert not needs_token(route, "POST", path)
+        assert needs_token(route, "GET", path)
+    # Changing a known password is for the signed-in only.
+    assert needs_token(login, "POST", "/api/v1/auth/password")
     jwks = match_route("/.well-known/jwks.json")
     assert jwks is not None and not needs_token(jwks, "GET", "/.well-known/jwks.json")
 

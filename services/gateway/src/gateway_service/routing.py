@@ -72,6 +72,7 @@ TOKEN_FREE = frozenset(
     {
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/refresh"),
+        ("POST", "/api/v1/auth/password/forgot"),
         ("POST", "/api/v1/auth/password/reset"),
     }
 )
