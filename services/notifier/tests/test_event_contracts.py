@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from notifier_service.messaging.catalog import EVENTS
+from notifier_service.messaging.catalog import (
+    EMAIL_DELIVERIES_QUEUE,
+    EVENTS,
+    WEBHOOK_DELIVERIES_QUEUE,
+)
+from notifier_service.messaging.deliveries import email_queue, webhook_queue
+from notifier_service.settings import NotifierSettings
 from service_kit.messaging.docs import stale_event_docs, stale_message
 from service_kit.messaging.events import event_key, example_payload
 from service_kit.messaging.topology import topic_matches
@@ -36,3 +42,13 @@ def test_every_command_the_notifier_publishes_has_exactly_one_queue_of_its_own()
             or any(topic_matches(b, command.routing_key) for b in s.queue.routing_keys)
         ]
         assert len(queues) == 1, (command.event_type, queues)
+
+
+def test_the_catalogs_delivery_queues_are_the_ones_the_consumers_bind() -> None:
+    settings = NotifierSettings(environment="test")
+    for documented, consumed in (
+        (EMAIL_DELIVERIES_QUEUE, email_queue(settings)),
+        (WEBHOOK_DELIVERIES_QUEUE, webhook_queue(settings)),
+    ):
+        assert documented.name == consumed.name
+        assert tuple(documented.routing_keys) == tuple(consumed.routing_keys)

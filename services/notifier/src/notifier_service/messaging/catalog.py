@@ -17,6 +17,7 @@ from service_kit.messaging.topology import QueueSpec
 
 from notifier_service.contracts.deliveries import EmailDeliveryV1, WebhookDeliveryV1
 from notifier_service.messaging.causes import CAUSES_QUEUE
+from notifier_service.messaging.deliveries import EMAIL_QUEUE_NAME, WEBHOOK_QUEUE_NAME
 from notifier_service.messaging.readers import (
     BulkJobCompletedV1,
     PasswordResetRequestedV1,
@@ -29,12 +30,11 @@ from notifier_service.messaging.readers import (
 from notifier_service.messaging.users import USERS_QUEUE
 from notifier_service.settings import PRODUCER
 
-# The delivery queues. Declared here until the delivery consumers exist; they
-# must bind these names (or move these to their module and import them here).
-EMAIL_DELIVERIES_QUEUE = QueueSpec("notifier.email-deliveries", (EmailDeliveryV1.routing_key,))
-WEBHOOK_DELIVERIES_QUEUE = QueueSpec(
-    "notifier.webhook-deliveries", (WebhookDeliveryV1.routing_key,)
-)
+# The delivery queues as the docs show them (name and bindings). The consumers
+# build theirs from the settings (their retry tiers are DELIVERY_RETRY_DELAYS_SECONDS,
+# messaging/deliveries.py); tests/test_event_contracts.py checks the two agree.
+EMAIL_DELIVERIES_QUEUE = QueueSpec(EMAIL_QUEUE_NAME, (EmailDeliveryV1.routing_key,))
+WEBHOOK_DELIVERIES_QUEUE = QueueSpec(WEBHOOK_QUEUE_NAME, (WebhookDeliveryV1.routing_key,))
 
 EVENTS = EventCatalog(
     service=PRODUCER,
