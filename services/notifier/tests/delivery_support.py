@@ -10,20 +10,28 @@ from __future__ import annotations
 import collections
 import email
 import email.policy
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from notifier_service.domain import webhooks
 from service_kit.db import Database
 from sqlalchemy import text
@@ -48,6 +56,9 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    tls: bool
+    """Whether the connection was encrypted (implicit TLS or STARTTLS)."""
+    authenticated: bool
 
 
 @dataclass
@@ -75,7 +86,16 @@ class SmtpSink:
         message = email.message_from_bytes(content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.received.append(
-            ReceivedMail(session.peer, str(envelope.mail_from), list(envelope.rcpt_tos), message)
+            ReceivedMail(
+                session.peer,
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                message,
+                # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+                tls=session.ssl is not None
+                or server.transport.get_extra_info("sslcontext") is not None,
+                authenticated=bool(session.authenticated),
+            )
         )
         return "250 OK queued"
 
@@ -83,8 +103,10 @@ class SmtpSink:
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+    def start(self, **server_options: Any) -> None:
+        """Listens; ``server_options`` go to aiosmtpd (``ssl_context``: implicit TLS;
+        ``tls_context``: STARTTLS offered; ``authenticator``...)."""
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **server_options)
         self._controller.start()
 
     def stop(self) -> None:
@@ -105,6 +127,42 @@ def smtp_sink(*, started: bool = True) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh certificate for 127.0.0.1, and a client context
+    that trusts it (and only it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "smtp.crt", directory / "smtp.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
 
 
 # -- webhooks -------------------------------------------------------------------------
