@@ -14,13 +14,19 @@ from functools import partial
 
 import httpx
 from fastapi import FastAPI
-from service_kit.host import Kit, Needs, Parts, ServiceHost
+from service_kit.host import ConsumerRegistration, Hook, Kit, Needs, Parts, ServiceHost
 
 from notifier_service import __version__
 from notifier_service.api import notifications, stream
 from notifier_service.clients.auth import AuthUserLookup, UserLookup
+from notifier_service.delivery.email import SmtpMailer
+from notifier_service.delivery.webhooks import WebhookPoster
 from notifier_service.jobs.housekeeping import housekeeping_job
 from notifier_service.messaging.causes import register_causes
+from notifier_service.messaging.deliveries import (
+    register_email_deliveries,
+    register_webhook_deliveries,
+)
 from notifier_service.messaging.users import register_user_events
 from notifier_service.settings import SCHEMA, NotifierSettings
 from notifier_service.streams.hub import StreamHub, asyncpg_dsn
@@ -43,6 +49,20 @@ def wire(kit: Kit[NotifierSettings]) -> Parts[NotifierSettings]:
         max_streams=s.max_streams_per_user,
         ttl_seconds=3 * s.stream_heartbeat_seconds,
     )
+    consumers: list[ConsumerRegistration] = [
+        partial(register_user_events, db=db),
+        partial(register_causes, db=db, lookup=lookup, channels=channels),
+    ]
+    on_stop: list[Hook] = [http.aclose]
+    # A channel that is off has no consumer: its commands are never written.
+    mailer = SmtpMailer.from_settings(s)
+    if mailer is not None:
+        consumers.append(partial(register_email_deliveries, db=db, mailer=mailer, settings=s))
+        on_stop.append(mailer.aclose)
+    poster = WebhookPoster.from_settings(s)
+    if poster is not None:
+        consumers.append(partial(register_webhook_deliveries, db=db, poster=poster, settings=s))
+        on_stop.append(poster.aclose)
     return Parts(
         provides={
             NotifierSettings: s,
@@ -50,13 +70,10 @@ def wire(kit: Kit[NotifierSettings]) -> Parts[NotifierSettings]:
             StreamSlots: slots,
             UserLookup: lookup,
         },
-        consumers=[
-            partial(register_user_events, db=db),
-            partial(register_causes, db=db, lookup=lookup, channels=channels),
-        ],
+        consumers=consumers,
         jobs=[housekeeping_job(db, s)],
         serving=[hub],
-        on_stop=[http.aclose],
+        on_stop=on_stop,
     )
 
 
