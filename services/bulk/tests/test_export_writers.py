@@ -23,6 +23,7 @@ from bulk_service.domain.export_rows import (
     export_row,
     export_rows,
     parse_result_line,
+    rows_function,
 )
 from bulk_service.domain.templates import template_csv, template_xlsx
 from bulk_service.domain.xlsx_writing import XlsxWriter, column_letter, sheet_title
@@ -206,6 +207,33 @@ def test_incomplete_result_keeps_nulls_empty() -> None:
 def test_blank_lines_are_skipped_and_every_row_comes_in_order() -> None:
     lines = [result_line(student_number="S1"), b"\n", result_line(student_number="S2") + b"\n"]
     assert [row[0] for row in export_rows(lines, CODES)] == ["S1", "S2"]
+
+
+def test_batches_give_the_rows_of_single_lines_and_json_numbers_keep_their_decimals() -> None:
+    """rows_function (the export job's path, floats cached) equals export_row line by line."""
+    numbers = ["79.50", "79.505", "0.00", "0.01", "1", "100", "99999999.99", "1e2", "-0.0", "5.5"]
+    lines = []
+    for n, text in enumerate(numbers):  # the total as a JSON number written as ``text``
+        lines.append(result_line(student_number=f"S{n}", rank=n).replace(b"212.50", text.encode()))
+    lines.append(result_line(student_number="S-null", total=None, subjects=None))
+    to_rows = rows_function(CODES)
+    batched = to_rows(lines) + to_rows(lines)  # the second time from the cache
+    single = [export_row(parse_result_line(line), CODES) for line in lines] * 2
+    assert batched == single
+    assert [row[3] for row in batched[: len(numbers)]] == [Decimal(t) for t in numbers]
+    written = csv_records(CsvWriter().rows(batched))
+    assert [record[3] for record in written[: len(numbers)]] == [
+        "79.50",
+        "79.51",
+        "0.00",
+        "0.01",
+        "1.00",
+        "100.00",
+        "99999999.99",
+        "100.00",
+        "0.00",
+        "5.50",
+    ]
 
 
 @pytest.mark.parametrize(

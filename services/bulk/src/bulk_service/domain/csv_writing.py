@@ -89,9 +89,7 @@ def cell_text_function(cache_size: int) -> Callable[[Cell], str]:
         # Exact types in a chain ordered by frequency; no isinstance, because
         # bool is a subclass of int and must not print as 1.
         kind = type(cell)
-        if kind is str:
-            return "'" + cell if cell and cell[0] in starts else cell  # type: ignore[index,operator,return-value]
-        if kind is Decimal:
+        if kind is Decimal:  # most cells of an export: marks, totals, percentages
             text = cache.get(cell)  # type: ignore[arg-type]
             if text is None:
                 text = formula_safe(two_decimals(cell))  # type: ignore[arg-type]
@@ -100,6 +98,8 @@ def cell_text_function(cache_size: int) -> Callable[[Cell], str]:
                 if cache_size:
                     cache[cell] = text  # type: ignore[index]
             return text
+        if kind is str:
+            return "'" + cell if cell and cell[0] in starts else cell  # type: ignore[index,operator,return-value]
         if cell is None:
             return ""
         if kind is bool:
@@ -141,5 +141,5 @@ class CsvWriter:
         # RFC 4180. Cells are already text here, so the module never calls str().
         writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         to_text = self._cell_text
-        writer.writerows([[to_text(cell) for cell in row] for row in rows])
+        writer.writerows([list(map(to_text, row)) for row in rows])
         return buffer.getvalue().encode("utf-8")

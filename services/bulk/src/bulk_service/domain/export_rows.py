@@ -107,8 +107,14 @@ def rows_function(subject_codes: Sequence[str]) -> RowsOfLines:
             return found
         return _decimal(value, field)
 
+    lookup = numbers.get
+
     def to_rows(lines: Sequence[bytes | str]) -> list[list[Cell]]:
+        # The common shape inline (a cached float's Decimal is a type check and
+        # a dict lookup, no call); anything else goes through ``_row``, which
+        # checks every field and raises BadResultLine with what is wrong.
         rows: list[list[Cell]] = []
+        append = rows.append
         for line in lines:
             try:
                 result = loads(line)
@@ -116,7 +122,64 @@ def rows_function(subject_codes: Sequence[str]) -> RowsOfLines:
                 raise BadResultLine(f"a results line is not JSON: {error}") from None
             if type(result) is not dict:
                 raise BadResultLine("a results line is not a JSON object")
-            rows.append(_row(result, codes, number))
+            get = result.get
+            subjects = get("subjects")
+            rank = get("rank")
+            passed = get("passed")
+            if (
+                type(subjects) is not list
+                or (rank is not None and type(rank) is not int)
+                or (passed is not None and type(passed) is not bool)
+            ):
+                append(_row(result, codes, number))
+                continue
+            marks: dict[str, Cell] = {}
+            for subject in subjects:
+                if type(subject) is not dict or type(code := subject.get("code")) is not str:
+                    break
+                status = subject.get("status")
+                if status == "absent":
+                    marks[code] = ABSENT
+                elif status == "exempt":
+                    marks[code] = EXEMPT
+                else:
+                    mark = subject.get("mark")
+                    marks[code] = (
+                        (lookup(mark) or number(mark, f"the mark of {code}"))
+                        if type(mark) is float
+                        else number(mark, f"the mark of {code}")
+                    )
+            else:
+                total = get("total")
+                max_total = get("max_total")
+                percentage = get("percentage")
+                gpa = get("gpa")
+                name = get("student_name")
+                append(
+                    [
+                        _text(get("student_number")),
+                        name if type(name) is str else _text(name),
+                        _text(get("status")),
+                        (lookup(total) or number(total, "total"))
+                        if type(total) is float
+                        else number(total, "total"),
+                        (lookup(max_total) or number(max_total, "max_total"))
+                        if type(max_total) is float
+                        else number(max_total, "max_total"),
+                        (lookup(percentage) or number(percentage, "percentage"))
+                        if type(percentage) is float
+                        else number(percentage, "percentage"),
+                        _text(get("grade")),
+                        (lookup(gpa) or number(gpa, "gpa"))
+                        if type(gpa) is float
+                        else number(gpa, "gpa"),
+                        passed,
+                        rank,
+                        *[marks.get(code) for code in codes],
+                    ]
+                )
+                continue
+            append(_row(result, codes, number))  # a broken subject: raises, naming it
         return rows
 
     return to_rows
