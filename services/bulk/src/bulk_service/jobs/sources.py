@@ -26,6 +26,11 @@ from bulk_service.store import files
 
 XLSX_BATCH_ROWS = 2000
 """Rows the XLSX thread hands back at a time (one hop between threads per batch)."""
+CSV_FEED_BYTES = 64 * 1024
+"""Bytes of a CSV part parsed at a time. A whole part (``UPLOAD_PART_BYTES``, 1 MiB)
+is up to ~60,000 rows of a long marks file; parsed at once, its rows and their
+staged entries held ~70 MB more at the worker's peak (268 MB in the benchmark's
+wide import, against ~133 MB idle)."""
 CACHED_PARTS = 4
 """Parts an XLSX reader keeps: the central directory's and the sheet's current ones."""
 
@@ -59,9 +64,11 @@ async def _csv_rows(db: Database, job_id: uuid.UUID, limits: ReadLimits) -> Asyn
     part_no = 0
     while (data := await _part(db, job_id, part_no)) is not None:
         part_no += 1
-        rows = reader.feed(data)
-        if rows:
-            yield RowBatch(rows, reader.bytes_read)
+        for start in range(0, len(data), CSV_FEED_BYTES):
+            rows = reader.feed(data[start : start + CSV_FEED_BYTES])
+            if rows:
+                yield RowBatch(rows, reader.bytes_read)
+        del data
     rows = reader.finish()
     yield RowBatch(rows, reader.bytes_read)
 
