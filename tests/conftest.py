@@ -20,16 +20,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_kit.testing import create_database, drop_database
+from service_kit.testing import create_database, delete_queues_with_prefix, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from localsuite import SERVICES, Suite, free_port, start_suite  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from inboxes import MailSink, WebhookReceiver, start_webhook_receiver  # noqa: E402
+
 ADMIN_EMAIL = "e2e-admin@example.edu"
 ADMIN_PASSWORD = "e2e-admin-password"
 ALLOWED_ORIGIN = "https://app.example.edu"
+WEBHOOK_SECRET = "e2e-webhook-secret"
 
 
 class BulkWorkers:
@@ -93,6 +97,10 @@ class E2E:
     env: dict[str, str]
     page_origins: dict[str, int]
     bulk_workers: BulkWorkers
+    mail: MailSink
+    """The SMTP server the notifier sends to (SMTP_URL)."""
+    webhooks: WebhookReceiver
+    """The receiver of the notifier's signed webhooks (WEBHOOK_URL)."""
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.gateway, timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -137,14 +145,29 @@ def running_suite(tmp: Path) -> Iterator[E2E]:
         "JOB_LEASE_SECONDS": "3",
         "JOB_SWEEP_SECONDS": "0.5",
     }
+    # Where the notifier delivers: a real SMTP server and a webhook receiver that
+    # checks signatures; short retry tiers, so an SMTP outage test takes seconds.
+    mail = MailSink()
+    mail.start()
+    webhooks, stop_webhooks = start_webhook_receiver(WEBHOOK_SECRET.encode())
+    overrides |= {
+        "SMTP_URL": mail.url,
+        "MAIL_FROM": "Exam results <results@example.edu>",
+        "FRONTEND_URL": ALLOWED_ORIGIN,
+        "WEBHOOK_URL": webhooks.url,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DELIVERY_RETRY_DELAYS_SECONDS": "[1, 2, 4, 8, 16]",
+    }
     suite = None
     workers = None
     try:
         suite = start_suite(overrides, ports=ports, log_dir=tmp / "logs")
         workers = BulkWorkers(suite.env, tmp / "logs")
         workers.start()
-        yield E2E(suite, suite.url("gateway"), suite.env, page_ports, workers)
+        yield E2E(suite, suite.url("gateway"), suite.env, page_ports, workers, mail, webhooks)
     finally:
+        mail.stop()
+        stop_webhooks()
         if workers is not None:
             workers.stop_all()
         if suite is not None:
@@ -153,6 +176,8 @@ def running_suite(tmp: Path) -> Iterator[E2E]:
                 for log in sorted((tmp / "logs").glob("*.log")):
                     print(f"--- {log.name}\n{log.read_text()[-4000:]}")
         asyncio.run(drop_database(database))
+        rabbitmq_url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+        asyncio.run(delete_queues_with_prefix(rabbitmq_url, overrides["QUEUE_PREFIX"]))
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,14 @@ is much faster than migrating.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aio_pika
 import asyncpg
 from redis.asyncio import Redis
 
@@ -76,3 +79,42 @@ async def scratch_redis(client: Redis, key_prefix: str) -> AsyncIterator[Redis]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def delete_queues_with_prefix(rabbitmq_url: str, prefix: str) -> int:
+    """Deletes every queue whose name starts with ``prefix``; returns how many.
+
+    For suites of real processes (tests/e2e), whose queues the test cannot name
+    one by one (retry tiers carry the configured delays): RabbitMQ holds files
+    open for every quorum queue, so the queues of finished runs must not pile
+    up until their ``x-expires``. The names come from ``rabbitmqctl`` (no
+    management plugin is assumed); where it cannot run, nothing is deleted
+    and the queues expire by themselves.
+    """
+    if not prefix or shutil.which("rabbitmqctl") is None:
+        return 0
+    listing = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "list_queues",
+        "name",
+        "--quiet",
+        "--no-table-headers",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, _ = await asyncio.wait_for(listing.communicate(), timeout=60)
+    except TimeoutError:
+        listing.kill()
+        return 0
+    names = [n for n in out.decode().split() if n.startswith(prefix)]
+    if not names:
+        return 0
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
+    finally:
+        await connection.close()
+    return len(names)

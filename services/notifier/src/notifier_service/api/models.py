@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from notifier_service.domain.kinds import NotificationKind
 from notifier_service.store.notifications import NotificationRow
@@ -50,7 +50,8 @@ class NotificationPage(BaseModel):
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: bool = Field(
+    # Strict: "yes", 0 or "false" are not answers (a lax bool would read them as one).
+    email: StrictBool = Field(
         description="False: in-app notifications only (invitations and password resets are "
         "always emailed)."
     )
