@@ -186,6 +186,24 @@ async def test_a_bad_results_line_fails_the_export_in_the_end(
     assert await outbox_of(db, "bulk.job.completed", job_id) != []
 
 
+async def test_an_export_that_keeps_failing_unexpectedly_fails_in_the_end(
+    client: AsyncClient,
+    db: Database,
+    examiner: Caller,
+    results_stub: ResultsStub,
+    results_client: ResultsClient,
+    settings: BulkSettings,
+) -> None:
+    exam_id = results_stub.add_exam()
+    job_id = await export_job(client, examiner, exam_id, "csv")
+    await execute(db, "UPDATE bulk.jobs SET attempts = 5 WHERE id = :j", j=job_id)
+    work = ExportWork(db, results_client, part_bytes=settings.upload_part_bytes, patience_seconds=0)
+    await work(await claim(db, job_id), JobLease(db, job_id, "test-worker", 30))
+    done = await read_job(db, job_id)
+    assert (done.status.value, done.error_code) == ("failed", "INTERNAL")
+    assert await scalar(db, "SELECT count(*) FROM bulk.job_files WHERE job_id = :j", j=job_id) == 0
+
+
 async def test_an_export_that_lost_its_lease_writes_no_file(
     client: AsyncClient,
     db: Database,

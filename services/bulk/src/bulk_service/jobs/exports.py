@@ -64,6 +64,11 @@ class ExportWork:
     async def __call__(self, job: Job, lease: JobLease) -> None:
         if job.exam_id is None:
             raise ValueError("an export names its exam")
+        if job.attempts > MAX_ATTEMPTS:
+            # Whatever keeps breaking it (as imports do): a job never runs forever.
+            async with self._db.transaction() as session:
+                await fail_job(session, job.id, "INTERNAL", "The job failed repeatedly.")
+            return
         try:
             exam = await self._results.exam(job.exam_id, fresh=True)
         except ResultsUnavailable:
