@@ -136,3 +136,36 @@ async def test_an_idle_connection_the_server_dropped_is_reopened() -> None:
     assert opened == 2
     assert len(sink.received) == 2
     assert sink.received[0].peer != sink.received[1].peer
+
+
+async def test_names_and_subjects_beyond_ascii_arrive_intact_and_line_breaks_are_refused() -> None:
+    with smtp_sink() as sink:
+        mailer = SmtpMailer(
+            parse_smtp_url(f"smtp://127.0.0.1:{sink.port}"),
+            mail_from="Résultats d'examen <results@school.example>",
+        )
+        mail = OutgoingEmail(
+            uuid.uuid4(),
+            "zoe@example.edu",
+            "Zoë Ørsted-Łukasz",
+            Email(subject="Résultats publiés: Ελληνικά", text="Bonjour Zoë", html="<p>Zoë</p>"),
+        )
+        injected = OutgoingEmail(
+            uuid.uuid4(),
+            "eve@example.edu",
+            "Eve\r\nBcc: victim@example.edu",
+            Email(subject="Results", text="x", html="<p>x</p>"),
+        )
+        try:
+            assert await mailer.send(mail) is None
+            refused = await mailer.send(injected)
+        finally:
+            await mailer.aclose()
+    [received] = sink.received
+    message = received.message
+    assert str(message["Subject"]) == "Résultats publiés: Ελληνικά"
+    assert message["To"].addresses[0].display_name == "Zoë Ørsted-Łukasz"
+    assert message["From"].addresses[0].display_name == "Résultats d'examen"
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None and body.get_content().strip() == "Bonjour Zoë"
+    assert refused is not None and not refused.transient

@@ -23,7 +23,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
 
 import aiosmtplib
@@ -79,13 +81,15 @@ class _PooledConnection:
         self.opened = 0
         """Connections opened so far (tests and the reuse figure)."""
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> SendFailure | None:
+    async def send(self, message: bytes, sender: str, recipient: str) -> SendFailure | None:
         try:
             client = await self._ready()
         except _ConnectFailed as failed:
             return failed.failure
+        # An address beyond ASCII needs the server's SMTPUTF8 (RFC 6531).
+        options = [] if sender.isascii() and recipient.isascii() else ["SMTPUTF8"]
         try:
-            await client.send_message(message, sender=sender, recipients=[recipient])
+            await client.sendmail(sender, [recipient], message, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             code = exc.recipients[0].code if exc.recipients else 550
             return _reply(code, "recipient refused")
@@ -185,7 +189,8 @@ class SmtpMailer:
             raise ValueError("an SMTP pool needs at least one connection")
         self._server = server
         self._mail_from = mail_from
-        self._sender = parseaddr(mail_from)[1]
+        name, self._sender = parseaddr(mail_from)
+        self._from_header = formataddr((name, self._sender), charset="utf-8")
         self._domain = self._sender.rpartition("@")[2] or "localhost"
         self._timeout = timeout_seconds
         self._tls_context = tls_context
@@ -232,19 +237,31 @@ class SmtpMailer:
             timeout=self._timeout,
         )
 
-    def message(self, mail: OutgoingEmail) -> EmailMessage:
-        """The MIME message: From `MAIL_FROM`, To the person, text and HTML alternatives."""
-        message = EmailMessage()
-        message["From"] = self._mail_from
-        message["To"] = formataddr((mail.to_name, mail.to_address))
-        message["Subject"] = mail.content.subject
+    def message(self, mail: OutgoingEmail) -> bytes:
+        """The MIME message, as sent: From `MAIL_FROM`, To the person, text and HTML
+        alternatives (UTF-8), names and subject RFC 2047-encoded where not ASCII.
+
+        Built with the email package's compat32 classes and flattened once: the
+        modern EmailMessage parses every header it is given and again when
+        aiosmtplib flattens it, which cost more CPU than the whole SMTP exchange
+        (scripts/bench_notifier.py). compat32 checks nothing, so a line break in
+        a header value (an injection) is refused here, as EmailMessage would.
+        """
+        for value in (mail.to_name, mail.to_address, mail.content.subject):
+            if "\r" in value or "\n" in value:
+                raise ValueError("a header value holds a line break")
+        message = MIMEMultipart("alternative")
+        message["From"] = self._from_header
+        message["To"] = formataddr((mail.to_name, mail.to_address), charset="utf-8")
+        subject = mail.content.subject
+        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = message_id(mail.notification_id, self._domain)
         # RFC 3834: no auto-replies (vacation notices) to a machine's message.
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(mail.content.text)
-        message.add_alternative(mail.content.html, subtype="html")
-        return message
+        message.attach(MIMEText(mail.content.text, "plain", "utf-8"))
+        message.attach(MIMEText(mail.content.html, "html", "utf-8"))
+        return message.as_bytes()
 
     async def send(self, mail: OutgoingEmail) -> SendFailure | None:
         """Sends one email; None when the server accepted it, else the classified failure."""
