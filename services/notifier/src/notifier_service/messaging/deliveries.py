@@ -7,7 +7,7 @@ the other way round. A message names a batch of notifications; its handler
    or failed before, by an earlier attempt of this message, is skipped);
 2. sends them concurrently, up to the SMTP pool's or the webhook poster's
    size, and records each outcome in a transaction of its own right after
-   its send (:func:`notifier_service.store.deliveries.record_attempt`);
+   its send, in group commits (:func:`notifier_service.store.deliveries.record_attempts`);
 3. if any failed transiently, raises :class:`TransientError`: the kit rolls
    back the message's inbox claim and sends it through the next retry tier,
    where only what is still pending is sent. On the last attempt those are
@@ -42,12 +42,13 @@ from notifier_service.domain.kinds import carries_token
 from notifier_service.domain.retry import SmtpReply
 from notifier_service.settings import SCHEMA, NotifierSettings
 from notifier_service.store.deliveries import (
+    Attempt,
     AttemptOutcome,
     Channel,
     PendingDelivery,
     mark_dead_lettered,
     pending_deliveries,
-    record_attempt,
+    record_attempts,
 )
 
 EMAIL_QUEUE_NAME = "notifier.email-deliveries"
@@ -98,6 +99,7 @@ async def _deliver_batch(
     """Sends every pending delivery (``size`` at a time), records each; returns those that
     failed transiently."""
     in_flight = asyncio.Semaphore(size)
+    recorder = _GroupRecorder(db, channel)
 
     async def deliver(delivery: PendingDelivery) -> uuid.UUID | None:
         async with in_flight:
@@ -107,13 +109,8 @@ async def _deliver_batch(
         outcome: AttemptOutcome = "sent"
         if failure is not None:
             outcome = "transient" if failure.transient else "permanent"
-        await record_attempt(
-            db,
-            channel,
-            delivery.notification_id,
-            outcome,
-            None if failure is None else failure.detail,
-        )
+        detail = None if failure is None else failure.detail
+        await recorder.record(Attempt(delivery.notification_id, outcome, detail))
         DELIVERIES.labels(channel, outcome).inc()
         return delivery.notification_id if outcome == "transient" else None
 
@@ -142,6 +139,43 @@ async def _retry_or_dead_letter(
         DEAD_LETTERED.labels(channel).inc(len(moved))
     # The kit retries through the next tier, or dead-letters after the last.
     raise TransientError(f"{len(failing)} {channel} deliveries failed transiently")
+
+
+class _GroupRecorder:
+    """Records outcomes right after their sends, in group commits.
+
+    A send waits until its outcome is committed (it never gets ahead of its
+    record). One commit is in progress at a time; the outcomes that arrive
+    meanwhile go together in the next one. Under load that is one commit for
+    several sends instead of one each (the commit's WAL flush cost more than
+    the send); alone, a send is committed at once. A worker killed between a
+    server's 250 and the commit may send that email again on redelivery, with
+    the same Message-ID: the window is one commit long either way.
+    """
+
+    def __init__(self, db: Database, channel: Channel) -> None:
+        self._db = db
+        self._channel = channel
+        self._waiting: list[tuple[Attempt, asyncio.Future[None]]] = []
+        self._committing = asyncio.Lock()
+
+    async def record(self, attempt: Attempt) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((attempt, done))
+        async with self._committing:
+            if not done.done():
+                group, self._waiting = self._waiting, []
+                failed: BaseException | None = None
+                try:
+                    await record_attempts(self._db, self._channel, [a for a, _ in group])
+                except Exception as exc:
+                    failed = exc
+                for _, future in group:
+                    if failed is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(failed)
+        await done
 
 
 def _refused(detail: str) -> SendFailure:

@@ -91,17 +91,30 @@ async def pending_deliveries(
     return [found[i] for i in dict.fromkeys(notification_ids) if i in found]
 
 
-_RECORD = text(
-    "WITH updated AS ("
-    " UPDATE notifier.deliveries SET status = :status, attempts = attempts + 1,"
-    " last_error = :detail, updated_at = now(),"
-    " sent_at = CASE WHEN :status = 'sent' THEN now() ELSE sent_at END"
-    " WHERE notification_id = :id AND channel = :channel AND status = 'pending'"
-    " RETURNING notification_id, channel, attempts)"
+_RECORD_MANY = text(
+    "WITH sent AS ("
+    " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),"
+    " CAST(:outcomes AS text[]), CAST(:details AS text[])) AS a(id, status, outcome, detail)),"
+    " updated AS ("
+    " UPDATE notifier.deliveries d SET status = sent.status, attempts = d.attempts + 1,"
+    " last_error = sent.detail, updated_at = now(),"
+    " sent_at = CASE WHEN sent.status = 'sent' THEN now() ELSE d.sent_at END"
+    " FROM sent WHERE d.notification_id = sent.id AND d.channel = :channel"
+    " AND d.status = 'pending'"
+    " RETURNING d.notification_id, d.attempts, sent.outcome, sent.detail)"
     " INSERT INTO notifier.delivery_attempts (notification_id, channel, attempt, outcome, detail)"
-    " SELECT notification_id, channel, attempts, :outcome, :detail FROM updated"
-    " RETURNING attempt"
+    " SELECT notification_id, :channel, attempts, outcome, detail FROM updated"
+    " RETURNING notification_id, attempt"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one send."""
+
+    notification_id: uuid.UUID
+    outcome: AttemptOutcome
+    detail: str | None = None
 
 
 async def record_attempt(
@@ -116,19 +129,29 @@ async def record_attempt(
     Its own transaction, committed before this returns. Only a pending delivery
     moves; the attempt's number is returned, or None if it was no longer pending.
     """
+    numbers = await record_attempts(db, channel, [Attempt(notification_id, outcome, detail)])
+    return numbers.get(notification_id)
+
+
+async def record_attempts(
+    db: Database, channel: Channel, attempts: Sequence[Attempt]
+) -> dict[uuid.UUID, int]:
+    """:func:`record_attempt` for several sends in one transaction (one commit, one
+    statement); returns the attempt number of each delivery that was still pending."""
+    if not attempts:
+        return {}
     async with db.transaction() as session:
         result = await session.execute(
-            _RECORD,
+            _RECORD_MANY,
             {
-                "status": _STATUS_AFTER[outcome],
-                "outcome": outcome,
-                "detail": detail,
-                "id": notification_id,
+                "ids": [a.notification_id for a in attempts],
+                "statuses": [_STATUS_AFTER[a.outcome] for a in attempts],
+                "outcomes": [a.outcome for a in attempts],
+                "details": [a.detail for a in attempts],
                 "channel": channel,
             },
         )
-        attempt = result.scalar()
-    return None if attempt is None else int(attempt)
+        return {row[0]: int(row[1]) for row in result}
 
 
 async def mark_dead_lettered(
