@@ -269,6 +269,26 @@ async def test_same_idempotency_key_same_user_is_one_job(
     assert stored == SMALL
 
 
+async def test_a_replay_that_is_no_upload_gets_its_own_error_not_the_earlier_job(
+    client: AsyncClient, db: Database, examiner: Caller, exam_id: uuid.UUID
+) -> None:
+    key = {"Idempotency-Key": "k-replay"}
+    first = await client.post(
+        imports_url(exam_id), content=SMALL, headers={**examiner.headers, **CSV, **key}
+    )
+    assert first.status_code == 202
+    for headers, status in (
+        ({}, 415),  # no body, no type
+        ({"Content-Type": "image/png"}, 415),
+        ({"Content-Type": "multipart/form-data"}, 400),  # no boundary
+    ):
+        response = await client.post(
+            imports_url(exam_id), headers={**examiner.headers, **key, **headers}
+        )
+        assert response.status_code == status, response.text
+    assert await count_jobs(db) == 1
+
+
 async def test_same_idempotency_key_different_users_is_two_jobs(
     client: AsyncClient,
     db: Database,

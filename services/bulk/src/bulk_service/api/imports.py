@@ -12,7 +12,7 @@ from service_kit.security import Principal
 
 from bulk_service.api.deps import DB, AdminUser, Results, Settings, StaffUser
 from bulk_service.api.models import JobOut
-from bulk_service.api.upload_body import read_upload
+from bulk_service.api.upload_body import check_upload_head, read_upload
 from bulk_service.clients.results import ExamInfo, ResultsClient, ResultsUnavailable
 from bulk_service.domain.jobs import (
     CSV_MEDIA_TYPE,
@@ -72,6 +72,7 @@ async def _upload(
     caller: Principal,
     new: NewJob,
 ) -> JobOut:
+    check_upload_head(request, settings.max_upload_bytes)
     earlier = await existing_job(db, caller, new.idempotency_key)
     if earlier is not None:
         return _accepted(earlier, response)
