@@ -198,7 +198,7 @@ async def bare_loop(port: int, messages: list[tuple[bytes, str]]) -> float:
     return elapsed
 
 
-async def bench(students: int, smtp_connections: int) -> None:
+async def bench(students: int, smtp_connections: int, batch_size: int | None) -> None:
     from service_kit.migrations import upgrade_to_head
     from service_kit.testing import (
         create_database,
@@ -248,6 +248,7 @@ async def bench(students: int, smtp_connections: int) -> None:
             "MAIL_FROM": "Exam results <results@example.edu>",
             "FRONTEND_URL": "https://app.example.edu",
             "WORKER_PORT": str(worker_port),
+            **({"DELIVERY_BATCH_SIZE": str(batch_size)} if batch_size else {}),
         }
         worker = await asyncio.to_thread(start_worker, env, worker_port)
 
@@ -308,6 +309,17 @@ async def bench(students: int, smtp_connections: int) -> None:
 
         await wait_until(all_mailed, within=600, every=0.1)
         mailed = await asyncio.to_thread(sink.stats)
+        metrics = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{worker_port}/metrics")
+        for line in metrics.text.splitlines():
+            if line.startswith(
+                (
+                    "notifier_delivery_send_duration_seconds_sum",
+                    "notifier_delivery_send_duration_seconds_count",
+                    "message_handle_duration_seconds_sum",
+                    "message_handle_duration_seconds_count",
+                )
+            ):
+                print("  worker metric:", line)
         worker.send_signal(signal.SIGTERM)
         await asyncio.to_thread(worker.wait, 30)
         worker = None
@@ -358,10 +370,11 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=10_000)
-    parser.add_argument("--smtp-connections", type=int, default=4)
+    parser.add_argument("--smtp-connections", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None, help="DELIVERY_BATCH_SIZE")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(bench(args.students, args.smtp_connections))
+    asyncio.run(bench(args.students, args.smtp_connections, args.batch_size))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class NotifierSettings(KitSettings):
         "Exam results <no-reply@localhost>", description="The From of every email."
     )
     smtp_connections: int = Field(
-        4,
+        8,
         ge=1,
         le=64,
         description="SMTP connections a delivery worker keeps open; each is reused for many "

@@ -66,7 +66,7 @@ DEAD_LETTERED = Counter(
 )
 SEND_DURATION = Histogram(
     "notifier_delivery_send_duration_seconds",
-    "Time to send one email or webhook, by channel.",
+    "Time to send one email or webhook, by channel (the wait for a free connection included).",
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
