@@ -22,7 +22,7 @@ from gateway_fakes import FakeUpstreams, GatewayProcess, SigningKey, free_port
 from gateway_service.proxy.upstream import UpstreamProxy
 from gateway_service.routing import match_route
 from gateway_service.settings import GatewaySettings
-from gateway_service.termination import on_termination
+from service_kit.termination import on_termination
 from starlette.types import Message
 
 STREAM = "/api/v1/notifications/stream"

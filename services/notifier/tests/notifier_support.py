@@ -124,6 +124,8 @@ class AuthStub:
     users: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     failing: bool = False
     lookups: int = 0
+    jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
+    """What ``/.well-known/jwks.json`` answers (a process under test verifies with it)."""
     issued: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -184,10 +186,19 @@ def start_auth_stub() -> tuple[AuthStub, Callable[[], None]]:
             return JSONResponse({"error": {"code": "NOT_FOUND"}}, status_code=404)
         return JSONResponse(found)
 
+    async def jwks(_: Request) -> Response:
+        return JSONResponse(stub.jwks)
+
+    async def revocations(request: Request) -> Response:
+        after = int(request.query_params.get("after", "0"))
+        return JSONResponse({"revocations": [], "next_after": after})
+
     app = Starlette(
         routes=[
             Route("/internal/oauth/token", service_token, methods=["POST"]),
             Route("/internal/users/{user_id}", user, methods=["GET"]),
+            Route("/internal/revocations", revocations, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         ]
     )
     port = _free_port()

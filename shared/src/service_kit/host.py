@@ -67,6 +67,7 @@ from service_kit.revocations import RevocationList, RevocationSource, http_revoc
 from service_kit.security import TokenVerifier, internal_audience, token_verifier_from_settings
 from service_kit.service_credentials import ServiceTokens
 from service_kit.settings import KitSettings
+from service_kit.termination import on_termination
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,10 @@ class Parts(Generic[S]):
     serving: Sequence[BackgroundService] = ()
     """Started only in a process that serves the API, whether or not it runs workers
     (the notifier's stream hub feeds the live streams that process holds)."""
+    on_termination: Sequence[Callable[[], None]] = ()
+    """Run in an API process as soon as SIGTERM or SIGINT arrives, before uvicorn waits
+    for open connections: what ends long-lived responses (live streams), which
+    would otherwise hold a stopping replica for the whole graceful timeout."""
     readiness: Sequence[Check] = ()
     on_start: Sequence[Hook] = ()
     """Run once the components exist, before workers start (e.g. bootstrap an admin)."""
@@ -242,6 +247,8 @@ class ServiceHost(Generic[S]):
             for service in parts.serving:
                 await service.start()
                 stack.push_async_callback(_stop_logged, service)
+            for step in parts.on_termination:
+                stack.enter_context(on_termination(step))
         if workers:
             await self._start_workers(kit, parts, stack, readiness)
 

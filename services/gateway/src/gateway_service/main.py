@@ -16,6 +16,7 @@ from service_kit.redis import create_redis
 from service_kit.revocations import RevocationList, http_revocation_source
 from service_kit.security import token_verifier_from_settings
 from service_kit.service_credentials import ServiceTokens
+from service_kit.termination import on_termination
 from service_kit.tracing import setup_tracing
 from starlette.types import ASGIApp
 
@@ -27,7 +28,6 @@ from gateway_service.openapi import OpenApiDocument
 from gateway_service.proxy.upstream import UpstreamProxy
 from gateway_service.ratelimit import rate_limiter_for
 from gateway_service.settings import GatewaySettings
-from gateway_service.termination import on_termination
 
 
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:

@@ -73,6 +73,9 @@ def wire(kit: Kit[NotifierSettings]) -> Parts[NotifierSettings]:
         consumers=consumers,
         jobs=[housekeeping_job(db, s)],
         serving=[hub],
+        # uvicorn waits for open connections before the lifespan ends: streams
+        # must end at SIGTERM, not after the graceful timeout.
+        on_termination=[hub.end_streams],
         on_stop=on_stop,
     )
 

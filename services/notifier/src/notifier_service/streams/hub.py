@@ -144,10 +144,15 @@ class StreamHub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), timeout=5)
 
-    async def stop(self) -> None:
+    def end_streams(self) -> None:
+        """Ends every open stream now (SIGTERM): their clients reconnect to another
+        replica with Last-Event-ID instead of holding this one until it is cut."""
         for subscriptions in list(self._streams.values()):
             for subscription in list(subscriptions):
                 subscription.close("the server is shutting down")
+
+    async def stop(self) -> None:
+        self.end_streams()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
