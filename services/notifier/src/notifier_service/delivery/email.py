@@ -236,7 +236,6 @@ class SmtpMailer:
         if connections < 1:
             raise ValueError("an SMTP pool needs at least one connection")
         self._server = server
-        self._mail_from = mail_from
         name, self._sender = parseaddr(mail_from)
         self._from_header = formataddr((name, self._sender), charset="utf-8")
         self._domain = self._sender.rpartition("@")[2] or "localhost"

@@ -1,11 +1,12 @@
 """The queries of email and webhook delivery (``deliveries``, ``delivery_attempts``).
 
 A delivery message names a batch of notifications; :func:`pending_deliveries`
-loads those still pending on a channel with what sending needs. Each outcome
-is written by :func:`record_attempt` in a short transaction of its own right
-after the send, not in the message's transaction: a later failure in the
-batch (which rolls that one back so the broker retries the message) must not
-undo the record of an email already sent, or the retry would send it again.
+loads those still pending on a channel with what sending needs. Outcomes are
+written by :func:`record_attempts` right after their sends, in short
+transactions of their own (several sends grouped in one commit), not in the
+message's transaction: a later failure in the batch (which rolls that one
+back so the broker retries the message) must not undo the record of an email
+already sent, or the retry would send it again.
 """
 
 from __future__ import annotations
@@ -117,27 +118,14 @@ class Attempt:
     detail: str | None = None
 
 
-async def record_attempt(
-    db: Database,
-    channel: Channel,
-    notification_id: uuid.UUID,
-    outcome: AttemptOutcome,
-    detail: str | None = None,
-) -> int | None:
-    """Records one attempt and moves the delivery on (sent, failed, or still pending).
-
-    Its own transaction, committed before this returns. Only a pending delivery
-    moves; the attempt's number is returned, or None if it was no longer pending.
-    """
-    numbers = await record_attempts(db, channel, [Attempt(notification_id, outcome, detail)])
-    return numbers.get(notification_id)
-
-
 async def record_attempts(
     db: Database, channel: Channel, attempts: Sequence[Attempt]
 ) -> dict[uuid.UUID, int]:
-    """:func:`record_attempt` for several sends in one transaction (one commit, one
-    statement); returns the attempt number of each delivery that was still pending."""
+    """Records the attempts of several sends and moves each delivery on (sent, failed,
+    or still pending), in one transaction of their own (one statement, one commit).
+
+    Only a pending delivery moves; returns the attempt number of each one that
+    was still pending (a delivery already sent or failed is left alone)."""
     if not attempts:
         return {}
     async with db.transaction() as session:
