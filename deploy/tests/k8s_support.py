@@ -175,7 +175,7 @@ def full_env(docs: tuple[Doc, ...], container: Doc) -> dict[str, str]:
 
 
 def referenced_secrets(docs: tuple[Doc, ...]) -> set[str]:
-    """Secret names that pods and operator resources refer to."""
+    """Secret names that pods, Ingress TLS and operator resources refer to."""
     names: set[str] = set()
     for workload in workloads(docs):
         spec = pod_template(workload)["spec"]
@@ -193,6 +193,8 @@ def referenced_secrets(docs: tuple[Doc, ...]) -> set[str]:
             for projected in volume.get("projected", {}).get("sources", []):
                 if "secret" in projected:
                     names.add(projected["secret"]["name"])
+    for ingress in of_kind(docs, "Ingress"):
+        names.update(t["secretName"] for t in ingress["spec"].get("tls", []) if "secretName" in t)
     for cluster in of_kind(docs, "Cluster"):
         for role in cluster["spec"].get("managed", {}).get("roles", []):
             if "passwordSecret" in role:
