@@ -153,13 +153,9 @@ deliveries = Table(
     CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
     comment="Where each outward delivery (email, webhook) of a notification stands.",
 )
-# Operators' view of what is still waiting, and the backlog metric.
-Index(
-    "ix_deliveries_channel_pending",
-    deliveries.c.channel,
-    deliveries.c.created_at,
-    postgresql_where=deliveries.c.status == "pending",
-)
+# No index on pending deliveries by channel: the planner took it over the
+# primary key for a batch's lookups and updates, scanning every pending
+# delivery of the channel per statement (slower with each pending row).
 
 delivery_attempts = Table(
     "delivery_attempts",
