@@ -48,6 +48,7 @@ import aio_pika
 import aiosmtplib
 import asyncpg
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 500
@@ -190,10 +191,11 @@ async def bare_loop(port: int, messages: list[tuple[bytes, str]]) -> float:
     """Seconds for one aiosmtplib connection to send every message, one after another."""
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
     await client.connect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for message, to in messages:
         await client.sendmail("results@example.edu", [to], message)
     elapsed = time.perf_counter() - started
+    print(f"bare loop CPU: {(time.process_time() - cpu) / len(messages) * 1000:.2f} ms an email")
     await client.quit()
     return elapsed
 
@@ -304,11 +306,15 @@ async def bench(students: int, smtp_connections: int, batch_size: int | None) ->
 
         stored_at = await wait_until(all_stored, within=300)
 
+        worker_process = psutil.Process(worker.pid)
+        cpu_at_stored = sum(worker_process.cpu_times()[:2])
+
         async def all_mailed() -> bool:
             return int((await asyncio.to_thread(sink.stats))["count"]) >= students
 
         await wait_until(all_mailed, within=600, every=0.1)
         mailed = await asyncio.to_thread(sink.stats)
+        worker_cpu = sum(worker_process.cpu_times()[:2]) - cpu_at_stored
         metrics = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{worker_port}/metrics")
         for line in metrics.text.splitlines():
             if line.startswith(
@@ -347,6 +353,7 @@ async def bench(students: int, smtp_connections: int, batch_size: int | None) ->
             f"{steady:,.0f}/s steady (first to last mail), {end_to_end:,.0f}/s from the "
             f"first publish"
         )
+        print(f"notifier worker CPU while emailing: {worker_cpu / students * 1000:.2f} ms an email")
         print(
             "delivery attempts: "
             + ", ".join(f"{a['channel']} {a['outcome']} {a['n']}" for a in attempts)

@@ -24,11 +24,14 @@ def test_names_carry_the_prefix_and_the_tier_delays(settings: KitSettings) -> No
     assert dead_letter_exchange_name(settings) == f"{settings.events_exchange}.dlx"
 
 
-def test_spec_refuses_no_routing_keys_and_non_positive_delays() -> None:
+def test_spec_refuses_no_routing_keys_non_positive_delays_and_no_prefetch() -> None:
     with pytest.raises(ValueError):
         QueueSpec("q", ())
     with pytest.raises(ValueError):
         QueueSpec("q", ("a.b",), retry_delays_seconds=(0,))
+    with pytest.raises(ValueError):
+        QueueSpec("q", ("a",), prefetch=0)
+    assert QueueSpec("q", ("a",), prefetch=2).prefetch == 2
 
 
 async def test_declared_topology_routes_dead_letters_and_returns_retries(

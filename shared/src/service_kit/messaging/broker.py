@@ -104,7 +104,7 @@ class EventBroker:
             # declare=False: the kit declares the queue with all its arguments
             # first (declare_topology); FastStream only checks it exists.
             RabbitQueue(names.work, QueueType.QUORUM, declare=False),
-            channel=Channel(prefetch_count=self._prefetch),
+            channel=Channel(prefetch_count=spec.prefetch or self._prefetch),
             ack_policy=AckPolicy.MANUAL,
             no_reply=True,
             title=names.work,

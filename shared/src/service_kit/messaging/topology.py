@@ -45,12 +45,18 @@ class QueueSpec:
     retry_delays_seconds: tuple[float, ...] = DEFAULT_RETRY_DELAYS_SECONDS
     # Deliveries without ack before the broker dead-letters a message (crash loops).
     delivery_limit: int = 10
+    prefetch: int | None = None
+    """Messages of this queue handled at once by one process (its channel's prefetch);
+    None: the process's ``CONSUMER_PREFETCH``. Lower for a queue whose every message
+    already fans out into many concurrent calls (the notifier's delivery batches)."""
 
     def __post_init__(self) -> None:
         if not self.routing_keys:
             raise ValueError("a consumer queue needs at least one routing key")
         if any(d <= 0 for d in self.retry_delays_seconds):
             raise ValueError("retry delays must be positive")
+        if self.prefetch is not None and self.prefetch < 1:
+            raise ValueError("a queue's prefetch must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,11 +77,18 @@ _NOT_SENDABLE = SmtpReply(550)
 Send = Callable[[PendingDelivery], Awaitable[SendFailure | None]]
 
 
+# Batches handled at once per process: one sends while the next is loaded and the
+# last one's records commit. More only queue for the same connections while each
+# holds its inbox transaction (and a database connection) open.
+DELIVERY_PREFETCH = 2
+
+
 def email_queue(settings: NotifierSettings) -> QueueSpec:
     return QueueSpec(
         EMAIL_QUEUE_NAME,
         (EmailDeliveryV1.routing_key,),
         retry_delays_seconds=settings.delivery_retry_delays_seconds,
+        prefetch=DELIVERY_PREFETCH,
     )
 
 
@@ -90,6 +97,7 @@ def webhook_queue(settings: NotifierSettings) -> QueueSpec:
         WEBHOOK_QUEUE_NAME,
         (WebhookDeliveryV1.routing_key,),
         retry_delays_seconds=settings.delivery_retry_delays_seconds,
+        prefetch=DELIVERY_PREFETCH,
     )
 
 
