@@ -44,11 +44,12 @@ test: install system-deps lint ## every test, against the real local servers
 	@"$(UV)" run --frozen python scripts/run_tests.py $(PY_SUITES)
 
 .PHONY: bench
-bench: install ## benchmarks (gateway, login, result generation, bulk); figures go in issue notes
+bench: install ## benchmarks (gateway, login, result generation, bulk, notifier); figures go in issue notes
 	"$(UV)" run --frozen python scripts/bench_gateway.py
 	"$(UV)" run --frozen python scripts/bench_login.py
 	"$(UV)" run --frozen python scripts/bench_generation.py
 	"$(UV)" run --frozen python scripts/bench_bulk.py
+	"$(UV)" run --frozen python scripts/bench_notifier.py
 
 .PHONY: docs
 docs: install ## regenerate docs that come from code (error catalog, event catalogs and AsyncAPI)
