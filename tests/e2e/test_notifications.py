@@ -209,6 +209,10 @@ def test_forgot_password_end_to_end(e2e: E2E, admin_tokens: dict[str, str]) -> N
         [note] = notifications(e2e, token_now)["items"]
         assert note["kind"] == "password_reset" and token not in orjson.dumps(note).decode()
     assert e2e.mail.to(unknown) == []
+    # The token was in the email only: no service (nor bulk's workers) logged it.
+    assert e2e.suite.log_dir is not None
+    for log in sorted(e2e.suite.log_dir.glob("*.log")):
+        assert token not in log.read_text(errors="replace"), log.name
 
 
 def test_an_invited_user_accepts_by_the_emailed_link(
