@@ -33,7 +33,7 @@ from results_service.store.results import (
     result_of,
     result_page,
     results_of_student,
-    stream_exam_results,
+    stream_exam_result_lines,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
@@ -220,26 +220,18 @@ async def export_results(
     db: DB,
     fresh: Annotated[bool, Query(description="Read the primary instead of a replica.")] = False,
 ) -> StreamingResponse:
-    """Every result of the exam, one JSON object per line, in listing order; streamed
-    from a server-side cursor, never held whole (bulk's export worker reads it)."""
+    """Every result of the exam, one JSON object per line (the listing's JSON, byte for
+    byte), in listing order; streamed from a server-side cursor a batch of rows at a
+    time, never held whole (bulk's export worker reads it)."""
     async with db.read_session(fresh=fresh) as session:
         head: ExamHead | None = await exam_head(session, exam_id)
     if head is None:
         raise NotFound("No such exam.")
 
     async def lines() -> AsyncIterator[bytes]:
-        buffer: list[bytes] = []
-        size = 0
         async with db.read_session(fresh=fresh) as session:
-            async for body in stream_exam_results(session, exam_id):
-                line = body.encode() + b"\n"
-                buffer.append(line)
-                size += len(line)
-                if size >= 64 * 1024:
-                    yield b"".join(buffer)
-                    buffer, size = [], 0
-        if buffer:
-            yield b"".join(buffer)
+            async for piece in stream_exam_result_lines(session, exam_id):
+                yield piece
 
     return StreamingResponse(
         lines(),
