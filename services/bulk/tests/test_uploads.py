@@ -277,13 +277,15 @@ async def test_a_replay_that_is_no_upload_gets_its_own_error_not_the_earlier_job
         imports_url(exam_id), content=SMALL, headers={**examiner.headers, **CSV, **key}
     )
     assert first.status_code == 202
-    for headers, status in (
-        ({}, 415),  # no body, no type
-        ({"Content-Type": "image/png"}, 415),
-        ({"Content-Type": "multipart/form-data"}, 400),  # no boundary
+    for headers, body, status in (
+        ({}, b"", 415),  # no body, no type
+        ({"Content-Type": "image/png"}, b"\x89PNG", 415),
+        ({"Content-Type": "multipart/form-data"}, b"", 400),  # no boundary
+        ({"Content-Type": "multipart/form-data; boundary=b"}, b"--b--\r\n", 400),  # no file
+        ({**CSV}, b"", 422),  # empty
     ):
         response = await client.post(
-            imports_url(exam_id), headers={**examiner.headers, **key, **headers}
+            imports_url(exam_id), content=body, headers={**examiner.headers, **key, **headers}
         )
         assert response.status_code == status, response.text
     assert await count_jobs(db) == 1

@@ -12,7 +12,7 @@ from service_kit.security import Principal
 
 from bulk_service.api.deps import DB, AdminUser, Results, Settings, StaffUser
 from bulk_service.api.models import JobOut
-from bulk_service.api.upload_body import check_upload_head, read_upload
+from bulk_service.api.upload_body import read_upload
 from bulk_service.clients.results import ExamInfo, ResultsClient, ResultsUnavailable
 from bulk_service.domain.jobs import (
     CSV_MEDIA_TYPE,
@@ -72,10 +72,9 @@ async def _upload(
     caller: Principal,
     new: NewJob,
 ) -> JobOut:
-    check_upload_head(request, settings.max_upload_bytes)
-    earlier = await existing_job(db, caller, new.idempotency_key)
-    if earlier is not None:
-        return _accepted(earlier, response)
+    # A replay of an Idempotency-Key is read and checked like any upload (a request
+    # that is no upload gets its own error, never the key's job); the unique key
+    # then answers with the job the first request made.
     upload = await read_upload(request, settings.max_upload_bytes)
     new = NewJob(
         kind=new.kind,

@@ -79,23 +79,6 @@ def check_declared_length(request: Request, limit: int) -> None:
         raise _too_large(limit)
 
 
-def check_upload_head(request: Request, limit: int) -> None:
-    """Refuses what the head alone shows can never be an upload (413, 415, 400).
-
-    Run before anything else, an idempotent replay included: a request that
-    is itself invalid (no body, another type) gets its own error, never the
-    job an earlier valid request with the same Idempotency-Key created.
-    """
-    check_declared_length(request, limit)
-    media_type, options = parse_options_header(request.headers.get("content-type", ""))
-    kind = media_type.decode("latin-1").lower()
-    if kind == "multipart/form-data":
-        if not options.get(b"boundary"):
-            raise BadRequest("The multipart body has no boundary.")
-    elif _format_of(kind) is None:
-        raise _unsupported()
-
-
 async def read_upload(request: Request, limit: int) -> Upload:
     """The upload's format, name and bytes; 415 for any other type, 413 past ``limit``
     (raised while the bytes stream, by the iterator), 400 for broken multipart."""

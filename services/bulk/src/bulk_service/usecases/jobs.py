@@ -75,8 +75,15 @@ async def create_upload_job(
     Returns the job and whether it is new (False: the Idempotency-Key's job)."""
     async with db.transaction() as session:
         job = await jobs_store.insert_job(session, _values(new, caller, uuid.uuid4()))
-        if job is None:  # the key's job committed while we waited on the unique index
+        if job is None:  # the Idempotency-Key names a job already
             assert new.idempotency_key is not None
+            # A replay must itself be an upload: it is read through (the reader
+            # refuses what is malformed, too large or has no file) before the
+            # key's job is the answer, and nothing of it is kept.
+            size = 0
+            async for chunk in chunks:
+                size += len(chunk)
+            _require_bytes(size)
             found = await jobs_store.job_by_key(session, caller.user_id, new.idempotency_key)
             assert found is not None
             return found, False
@@ -84,14 +91,18 @@ async def create_upload_job(
         async for chunk in chunks:
             await writer.write(chunk)
         await writer.close()
-        if writer.size == 0:
-            raise ValidationFailed(
-                "The file is empty.",
-                details=[ErrorDetail("file", DetailCode.REQUIRED, "the file has no bytes")],
-            )
+        _require_bytes(writer.size)
         job = await jobs_store.update_job(session, job.id, file_bytes=writer.size)
         await add_event(session, BulkJobRequestedV1(job_id=job.id, kind=job.kind.value))
         return job, True
+
+
+def _require_bytes(size: int) -> None:
+    if size == 0:
+        raise ValidationFailed(
+            "The file is empty.",
+            details=[ErrorDetail("file", DetailCode.REQUIRED, "the file has no bytes")],
+        )
 
 
 async def create_export_job(db: Database, caller: Principal, new: NewJob) -> tuple[Job, bool]:
