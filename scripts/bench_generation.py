@@ -313,7 +313,7 @@ async def main() -> None:
             await conn.execute(
                 text("CREATE TABLE results.results_baseline (LIKE results.results INCLUDING ALL)")
             )
-        runner = GenerationRunner(db, None, producer="bench", config=RunnerConfig())
+        runner = GenerationRunner(db, None, config=RunnerConfig())
         tracemalloc.start()
         runs: list[Run] = []
         for size in sizes:

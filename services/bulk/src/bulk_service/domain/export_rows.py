@@ -4,8 +4,9 @@ The export columns are fixed by API.md ("Bulk jobs"): ``student_number,
 student_name,status,total,max_total,percentage,grade,gpa,passed,rank``, then
 one mark column per subject code in the exam's subject order.
 
-Each line is the JSON that PostgreSQL builds in results' ``store/results.py``:
-NUMERIC columns arrive as JSON numbers that keep their two-decimal text
+Each line is the JSON of results' internal export (its fields joined as text by
+PostgreSQL, its subjects placed from their stored text by results' service,
+``store/results.py``): NUMERIC columns arrive as JSON numbers that keep their two-decimal text
 (``79.50``), a subject's ``mark`` is ``0.00`` when absent and null when exempt,
 ``rank`` is an integer, ``passed`` a boolean or null. A number sent as a
 decimal string is accepted too, as the API's Decimal convention allows either

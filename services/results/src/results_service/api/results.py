@@ -1,8 +1,10 @@
 """``/api/v1/exams/{id}/results...``, ``/api/v1/me/results`` and the internal NDJSON export.
 
-Result bodies are JSON built by PostgreSQL (numbers keep their two-decimal
-NUMERIC text) and passed through as bytes; published ones are cached in Redis
-under keys that carry the exam's generation (:mod:`results_service.cache`).
+Result bodies are JSON whose numbers keep their two-decimal NUMERIC text, passed
+through as bytes (the API's built by PostgreSQL; the internal export's lines
+joined from text columns and the stored subjects, ``store/results.py``);
+published ones are cached in Redis under keys that carry the exam's generation
+(:mod:`results_service.cache`).
 """
 
 from __future__ import annotations
