@@ -31,9 +31,9 @@ def after_first_verify(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[AfterVe
     original = PasswordHashing.verify
 
     async def verify_then_interfere(
-        self: PasswordHashing, encoded: str | None, password: str
+        self: PasswordHashing, encoded: str | None, password: str, *, operation: str | None = None
     ) -> Verification:
-        verification = await original(self, encoded, password)
+        verification = await original(self, encoded, password, operation=operation)
         if pending:
             await pending.pop()()
         return verification

@@ -10,7 +10,7 @@ import pytest
 from auth_service.__main__ import main
 from auth_service.domain.passwords import OWASP_MINIMUM, Argon2idHasher, Argon2Params
 from auth_service.keys import SigningKeyError, generate_key_file, load_key_set
-from auth_service.settings import AuthSettings
+from auth_service.settings import AuthSettings, cgroup_cpu_limit
 from pydantic import ValidationError
 
 PRODUCTION_SECRETS = {
@@ -38,7 +38,11 @@ def test_defaults_hash_with_argon2id_at_the_owasp_minimum() -> None:
     assert params == OWASP_MINIMUM == Argon2Params(memory_kib=19_456, time_cost=2, parallelism=1)
     encoded = Argon2idHasher(params).hash("correct horse battery")
     assert encoded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert settings.password_hash_workers == (os.cpu_count() or 1)
+    # The CPUs this process may use, capped by a container's CPU limit (whole CPUs).
+    usable, limit = len(os.sched_getaffinity(0)), cgroup_cpu_limit()
+    assert settings.password_hash_workers == (usable if limit is None else min(usable, limit))
+    assert settings.password_hash_queue_budget_seconds == 1.0
+    assert settings.password_hash_max_queue == 128
 
 
 def test_documented_defaults() -> None:

@@ -17,7 +17,7 @@ from auth_service.api import auth, internal, jwks, users
 from auth_service.domain.passwords import Argon2Params
 from auth_service.domain.service_clients import ServiceClient
 from auth_service.domain.tokens import TokenPolicy
-from auth_service.hashing import PasswordHashing
+from auth_service.hashing import HashAdmission, PasswordHashing
 from auth_service.jobs.purge import purge_job
 from auth_service.keys import PublishedKeys, load_key_set
 from auth_service.messaging.user_imports import register_user_imports
@@ -50,6 +50,9 @@ def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         ),
         settings.password_hash_workers,
+        HashAdmission(
+            settings.password_hash_queue_budget_seconds, settings.password_hash_max_queue
+        ),
     )
     # Password reset requests are limited like sign-ins, counted apart (store.login_limits).
     limits = LoginLimits(
@@ -91,6 +94,7 @@ def wire(kit: Kit[AuthSettings]) -> Parts[AuthSettings]:
             PasswordResets: resets,
             ServiceAccess: service_access,
             PublishedKeys: PublishedKeys(orjson.dumps(keys.jwks())),
+            PasswordHashing: hashing,
         },
         consumers=[
             partial(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LOGIN_ATTEMPTS = Counter(
     "auth_login_attempts_total",
@@ -20,6 +20,22 @@ PASSWORD_HASH_DURATION = Histogram(
     "Time to hash or verify a password with Argon2id, queueing for a thread excluded.",
     ["operation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+PASSWORD_HASH_QUEUE_WAIT = Histogram(
+    "auth_password_hash_queue_wait_seconds",
+    "Time a hash or verify waited for a thread of the hashing pool.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PASSWORD_HASH_QUEUE = Gauge(
+    "auth_password_hash_queue",
+    "Hashes and verifies submitted to the hashing pool and not finished (waiting or running).",
+)
+PASSWORD_HASH_SHED = Counter(
+    "auth_password_hash_shed_total",
+    "Calls answered 503 UPSTREAM_UNAVAILABLE without hashing because the hashing queue "
+    "was over its budget or cap, by operation: login, password_change, password_reset, "
+    "user_create.",
+    ["operation"],
 )
 LOGIN_LIMITS_UNAVAILABLE = Counter(
     "auth_login_limits_unavailable_total",

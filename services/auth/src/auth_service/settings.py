@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
@@ -53,8 +54,36 @@ DEV_SERVICE_CLIENTS = {
 }
 
 
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Whole CPUs of the cgroup's CPU quota (v2 ``cpu.max`` or v1 ``cpu.cfs_*``), or None.
+
+    Rounded down (a 2.5-CPU limit is 2 hashing threads), at least 1.
+    """
+    try:
+        if (root / "cpu.max").exists():
+            quota, period = (root / "cpu.max").read_text(encoding="ascii").split()[:2]
+        else:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text(encoding="ascii").strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text(encoding="ascii").strip()
+        if quota == "max" or int(quota) <= 0:  # v2 "max", v1 -1: no limit
+            return None
+        return max(1, int(quota) // int(period))
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
 def _cpu_count() -> int:
-    return os.cpu_count() or 1
+    """CPUs this process may use: its affinity, capped by a container's CPU limit.
+
+    ``os.cpu_count()`` alone is the node's CPUs in a container; more hashing
+    threads than the CPU limit only get throttled and make every hash slower.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return max(1, min(usable, limit) if limit is not None else usable)
 
 
 class AuthSettings(KitSettings):
@@ -115,7 +144,22 @@ class AuthSettings(KitSettings):
     password_hash_workers: int = Field(
         default_factory=_cpu_count,
         ge=1,
-        description="Threads that hash and verify passwords off the event loop (default: CPUs).",
+        description="Threads that hash and verify passwords off the event loop (default: the "
+        "CPUs the process may use, a container's CPU limit included).",
+    )
+    password_hash_queue_budget_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Longest a sign-in, password change, reset or user creation may be "
+        "expected to wait for a hashing thread (hashes queued or running / workers x the "
+        "moving average of one hash); beyond it the call is answered at once with 503 "
+        "`UPSTREAM_UNAVAILABLE` and `Retry-After` (docs/adr/0020).",
+    )
+    password_hash_max_queue: int = Field(
+        128,
+        ge=1,
+        description="Hard cap on hashes queued or running; an admitted call (as above) "
+        "beyond it gets 503 whatever the estimate. The user import consumer waits instead.",
     )
 
     login_max_failures_per_email: int = Field(

@@ -35,7 +35,12 @@ def _tokens(pair: TokenPair, response: Response) -> TokenPairOut:
 
 
 @router.post("/login")
-@raises(ErrorCode.AUTH_INVALID_CREDENTIALS, ErrorCode.AUTH_RATE_LIMITED)
+# 503 UPSTREAM_UNAVAILABLE with Retry-After: the hashing queue is over its budget (ADR 0020).
+@raises(
+    ErrorCode.AUTH_INVALID_CREDENTIALS,
+    ErrorCode.AUTH_RATE_LIMITED,
+    ErrorCode.UPSTREAM_UNAVAILABLE,
+)
 async def login(
     body: LoginIn, sessions: SessionsDep, address: ClientAddress, response: Response
 ) -> TokenPairOut:
@@ -61,7 +66,7 @@ async def me(caller: SignedIn) -> UserOut:
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
 # A wrong current password counts toward the sign-in limit of the caller's email.
-@raises(ErrorCode.AUTH_RATE_LIMITED)
+@raises(ErrorCode.AUTH_RATE_LIMITED, ErrorCode.UPSTREAM_UNAVAILABLE)
 async def change_password(
     body: PasswordChangeIn, caller: SignedIn, sessions: SessionsDep
 ) -> Response:
@@ -91,6 +96,7 @@ async def forgot_password(
 
 
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT)
+@raises(ErrorCode.UPSTREAM_UNAVAILABLE)
 async def reset_password(body: PasswordResetIn, accounts: AccountsDep) -> Response:
     await accounts.accept_invitation(body.token, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-@raises(ErrorCode.USER_EMAIL_TAKEN, ErrorCode.STUDENT_NUMBER_TAKEN)
+@raises(ErrorCode.USER_EMAIL_TAKEN, ErrorCode.STUDENT_NUMBER_TAKEN, ErrorCode.UPSTREAM_UNAVAILABLE)
 async def create_user(body: UserCreateIn, _: Admin, accounts: AccountsDep) -> UserOut:
     user = await accounts.create_user(
         NewUser(

@@ -93,7 +93,11 @@ class Accounts:
             details += password_problems("password", new.password)
         if details or email is None or role is None:
             raise ValidationFailed(details=details)
-        password_hash = await self._hashing.hash(new.password) if new.password else None
+        password_hash = (
+            await self._hashing.hash(new.password, operation="user_create")
+            if new.password
+            else None
+        )
 
         async with self._db.transaction() as session:
             user = await users_store.insert_user(
@@ -181,7 +185,7 @@ class Accounts:
         async with self._db.read_session(fresh=True) as session:
             if not await invitations_store.is_usable(session, digest):
                 raise _token_invalid()
-        password_hash = await self._hashing.hash(new_password)
+        password_hash = await self._hashing.hash(new_password, operation="password_reset")
         async with self._db.transaction() as session:
             user_id = await invitations_store.take_invitation(session, digest)
             user = await users_store.get_user(session, user_id, lock="update") if user_id else None

@@ -108,6 +108,8 @@ class Sessions:
         """Tokens for a right email and password of an active user; else one 401 for all."""
         # Looked up by its canonical form: any lookalike of an address finds its account.
         email = email_key(email)
+        # Shed before any Redis or SQL round trip: a refused sign-in costs next to nothing.
+        self._hashing.admit("login")
         admission = await self._limiter.admit(client_address, email)
         if admission.refusal is not None:
             LOGIN_ATTEMPTS.labels(f"rate_limited_{admission.refusal.reason}").inc()
@@ -135,8 +137,9 @@ class Sessions:
             user = await users_store.get_user_by_email(conn, email)
         # Always one Argon2 verify, also for an unknown email or an invited user
         # (a dummy hash), so the response time does not tell which emails exist.
+        # Admitted: with too many hashes queued the login is answered 503 at once.
         verification = await self._hashing.verify(
-            user.password_hash if user is not None else None, password
+            user.password_hash if user is not None else None, password, operation="login"
         )
         if user is None or not user.active:
             return None, Verification(ok=False)
@@ -146,7 +149,9 @@ class Sessions:
         self, user: User, password: str, needs_rehash: bool
     ) -> TokenPair | None:
         """A new family and its tokens; None if the user changed since it was verified."""
-        if needs_rehash:
+        # The re-hash waits for no budget of its own, but is skipped (left to a later
+        # login) while the hashing queue is over budget: the sign-in itself was admitted.
+        if needs_rehash and not self._hashing.over_budget():
             return await self._open_session_rehashing(user, password)
         # Verification succeeded, so there is a stored hash.
         assert user.password_hash is not None
@@ -243,7 +248,9 @@ class Sessions:
         refusal = await self._limiter.failures_exceeded(user.email)
         if refusal is not None:
             raise rate_limited(refusal)
-        verification = await self._hashing.verify(user.password_hash, current_password)
+        verification = await self._hashing.verify(
+            user.password_hash, current_password, operation="password_change"
+        )
         if not verification.ok:
             await self._limiter.record_failure(user.email)
             # 422, not 401: the caller's session is fine, and a 401 would make a
@@ -257,6 +264,7 @@ class Sessions:
                     )
                 ]
             )
+        # Not admitted again: the change was admitted with its verify and waits its turn.
         new_hash = await self._hashing.hash(new_password)
         async with self._db.transaction() as session:
             current = await users_store.get_user(session, user.id, lock="update")
