@@ -287,17 +287,6 @@ def test_oversized_body_is_refused_before_the_upstream(e2e: E2E) -> None:
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
 
 
-def test_unbuilt_or_stopped_service_answers_503(e2e: E2E, admin_tokens: dict[str, str]) -> None:
-    # The notifier does not run in this suite (not built yet, or stopped):
-    # the gateway must say so with 503 and Retry-After, never 500.
-    with e2e.client() as client:
-        response = client.get("/api/v1/notifications", headers=bearer(admin_tokens["access_token"]))
-    if "notifier" in {s.spec.name for s in e2e.suite.services}:
-        pytest.skip("notifier is running in this suite")
-    assert_error(response, 503, "UPSTREAM_UNAVAILABLE")
-    assert int(response.headers["Retry-After"]) > 0
-
-
 def test_internal_and_metrics_paths_are_not_routed(e2e: E2E, admin_tokens: dict[str, str]) -> None:
     with e2e.client() as client:
         for path in (

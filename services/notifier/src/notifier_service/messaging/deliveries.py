@@ -204,7 +204,8 @@ def _outgoing_email(
         facts = facts_from_stored(
             delivery.kind,
             delivery.facts,
-            recipient_name=delivery.full_name or "",
+            # As the fan-out names them: a user without a name is greeted by address.
+            recipient_name=(delivery.full_name or "").strip() or delivery.email,
             token=token if carries_token(delivery.kind) else None,
         )
     except (ValueError, TypeError, KeyError):
