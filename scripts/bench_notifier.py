@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -49,16 +48,11 @@ import aiosmtplib
 import asyncpg
 import httpx
 import psutil
+from service_kit.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 500
 NOTIFIER_ALEMBIC_INI = ROOT / "services" / "notifier" / "alembic.ini"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the SMTP sink, a process of its own ---------------------------------------------------

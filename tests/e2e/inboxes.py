@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,19 +15,13 @@ from email.message import EmailMessage
 from typing import Any
 
 import orjson
-import uvicorn
 from aiosmtpd.controller import Controller
 from notifier_service.domain.webhooks import verify
+from service_kit.testing import free_port, serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -120,21 +113,6 @@ def start_webhook_receiver(secret: bytes) -> tuple[WebhookReceiver, Callable[[],
         return Response(status_code=204 if valid else 401)
 
     app = Starlette(routes=[Route("/hooks", receive, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="webhook-receiver", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the webhook receiver did not start")
-        time.sleep(0.02)
-    receiver.url = f"http://127.0.0.1:{port}/hooks"
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(5)
-
+    base, stop = serve_in_thread(app, "webhook-receiver")
+    receiver.url = f"{base}/hooks"
     return receiver, stop

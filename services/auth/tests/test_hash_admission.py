@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import socket
 import statistics
 import sys
 import threading
@@ -30,6 +29,7 @@ from auth_service.settings import AuthSettings, cgroup_cpu_limit
 from auth_support import ADMIN_EMAIL, ADMIN_PASSWORD, Service, StartService, bearer
 from service_kit.errors import ErrorCode
 from service_kit.host import component
+from service_kit.testing import free_port
 
 TINY = Argon2Params(memory_kib=64, time_cost=1, parallelism=1)
 AUTH_MANIFEST = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "base" / "auth.yaml"
@@ -176,13 +176,6 @@ def _seconds_per_verify(params: Argon2Params, rounds: int = 5) -> float:
     return (time.perf_counter() - started) / rounds
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Probe:
     statuses: list[int] = field(default_factory=list)
@@ -246,7 +239,7 @@ async def test_a_storm_at_three_times_capacity_is_served_or_shed_and_probes_stay
     start_service: StartService,  # its teardown drops the test's Redis keys and queues
 ) -> None:
     params = OWASP_MINIMUM
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     # One auth process of its own (the load generator runs here, as a kubelet and the
     # gateway run elsewhere), one hashing thread, Argon2id at the production cost.

@@ -11,7 +11,6 @@ import collections
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 import threading
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography import x509
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from notifier_service.domain import webhooks
 from service_kit.db import Database
+from service_kit.testing import free_port, serve_in_thread
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,12 +40,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 # -- SMTP -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -214,23 +207,12 @@ def webhook_receiver(secret: bytes) -> Iterator[WebhookReceiver]:
         return Response(status_code=status)
 
     app = Starlette(routes=[Route("/hooks", receive, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="webhook-receiver", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the webhook receiver did not start")
-        time.sleep(0.02)
-    receiver.url = f"http://127.0.0.1:{port}/hooks"
+    base, stop = serve_in_thread(app, "webhook-receiver")
+    receiver.url = f"{base}/hooks"
     try:
         yield receiver
     finally:
-        server.should_exit = True
-        thread.join(5)
+        stop()
 
 
 # -- rows to deliver ------------------------------------------------------------------

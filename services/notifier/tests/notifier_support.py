@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from service_kit.messaging.topology import (
 )
 from service_kit.revocations import RevocationFeed, RevocationList
 from service_kit.security import JwksKeyStore, TokenVerifier
+from service_kit.testing import free_port, serve_in_thread
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -154,12 +154,6 @@ class AuthStub:
         return user
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_auth_stub() -> tuple[AuthStub, Callable[[], None]]:
     stub = AuthStub()
 
@@ -201,23 +195,7 @@ def start_auth_stub() -> tuple[AuthStub, Callable[[], None]]:
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         ]
     )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="auth-stub", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the auth stub did not start")
-        time.sleep(0.02)
-    stub.url = f"http://127.0.0.1:{port}"
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(5)
-
+    stub.url, stop = serve_in_thread(app, "auth-stub")
     return stub, stop
 
 
@@ -338,7 +316,7 @@ async def sse_events(response: Any) -> Any:
 @asynccontextmanager
 async def served(app: Any) -> AsyncIterator[str]:
     """Serves ``app`` (with its lifespan) on a free port in this event loop."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 from notifier_service.settings import NotifierSettings
-from notifier_support import AuthStub, Caller, JwtKeys, _free_port
+from notifier_support import AuthStub, Caller, JwtKeys
+from service_kit.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,7 +23,7 @@ def test_sigterm_ends_open_streams_with_a_word(
     settings: NotifierSettings, auth_stub: AuthStub, jwt_keys: JwtKeys, student: Caller
 ) -> None:
     auth_stub.jwks = jwt_keys.jwks
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ENVIRONMENT": "test",

@@ -20,7 +20,6 @@ from notifier_service.messaging.causes import CAUSES_QUEUE
 from notifier_service.messaging.users import USERS_QUEUE
 from notifier_service.settings import NotifierSettings
 from notifier_support import (
-    _free_port,
     drop_broker_objects,
     eventually,
     execute,
@@ -30,6 +29,7 @@ from notifier_support import (
     scalar,
 )
 from service_kit.db import Database
+from service_kit.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 CHUNKS = 12
@@ -59,7 +59,7 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        port = _free_port()
+        port = free_port()
         log = (self.log_dir / f"worker-{len(self.processes)}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "notifier_service", "worker"],

@@ -13,12 +13,17 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aio_pika
 import asyncpg
+import uvicorn
 from redis.asyncio import Redis
 
 #: The server tests create databases on (libpq URL, no database name).
@@ -118,3 +123,32 @@ async def delete_queues_with_prefix(rabbitmq_url: str, prefix: str) -> int:
     finally:
         await connection.close()
     return len(names)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_in_thread(app: Any, name: str) -> tuple[str, Callable[[], None]]:
+    """Serves an ASGI ``app`` (a test stub: an upstream, a receiver) on a free port from
+    a thread of its own; returns its base URL and the function that stops it."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(5)
+
+    return f"http://127.0.0.1:{port}", stop

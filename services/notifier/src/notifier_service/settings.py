@@ -154,7 +154,7 @@ class NotifierSettings(KitSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _delays_grow(self) -> Self:
+    def _delays_positive(self) -> Self:
         if any(d <= 0 for d in self.delivery_retry_delays_seconds):
             raise ValueError("DELIVERY_RETRY_DELAYS_SECONDS must be positive")
         return self

@@ -156,12 +156,7 @@ async def list_for_user(
 
 
 async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
-    result = await session.execute(
-        select(func.count())
-        .select_from(notifications)
-        .where(notifications.c.user_id == user_id, notifications.c.read_at.is_(None))
-    )
-    return int(result.scalar_one())
+    return (await unread_counts(session, [user_id]))[user_id]
 
 
 async def unread_counts(
