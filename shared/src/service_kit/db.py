@@ -25,12 +25,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
@@ -214,7 +214,9 @@ def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> Async
     server_settings = {"application_name": f"{settings.service_name}:{role}"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    engine = create_async_engine(
+    # Looked up in its module at each call, not imported by name: tracing
+    # (service_kit.tracing) instruments engines by wrapping the module's function.
+    engine = sqlalchemy_asyncio.create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
