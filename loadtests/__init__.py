@@ -1,0 +1,1 @@
+"""Load tests through the gateway: seeding (``seed``), locust flows (``flows``), thresholds."""
