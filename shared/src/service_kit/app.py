@@ -23,7 +23,7 @@ from service_kit.metrics import PrometheusMiddleware, metrics_app
 from service_kit.openapi import install_openapi
 from service_kit.request_guards import ForbiddenCharacterMiddleware, check_json_body
 from service_kit.settings import KitSettings
-from service_kit.tracing import setup_tracing
+from service_kit.tracing import TracingMiddleware, setup_tracing, tracing_enabled
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -91,4 +91,8 @@ def create_app(
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(PrometheusMiddleware, service=settings.service_name)
     app.add_middleware(RequestIdMiddleware)
+    if tracing_enabled():
+        # Outermost: the server span covers every layer, so each log line of the
+        # request (access line included) carries its trace id.
+        app.add_middleware(TracingMiddleware)
     return app

@@ -21,6 +21,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+# Re-exported: the outbox captures it with each row, the relay with each message.
+from service_kit.tracing import trace_headers as trace_headers
+
 CONTENT_TYPE = "application/json"
 HEADER_SCHEMA_VERSION = "x-schema-version"
 HEADER_REQUEST_ID = "x-request-id"
@@ -73,13 +76,6 @@ class EventEnvelope(BaseModel):
             return cls.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidEnvelope(str(exc)) from exc
-
-
-def trace_headers() -> dict[str, str]:
-    """W3C trace context of the current span (empty when tracing is off)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return {k: v for k, v in carrier.items() if k in (HEADER_TRACEPARENT, HEADER_TRACESTATE)}
 
 
 def extract_trace_context(headers: Mapping[str, Any]) -> otel_context.Context:

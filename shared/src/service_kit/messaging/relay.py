@@ -27,19 +27,29 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractConnection, AbstractExchange
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from service_kit.db import Database
 from service_kit.jobs import PeriodicJob
-from service_kit.messaging.envelope import HEADER_REQUEST_ID, EventEnvelope, to_amqp_message
+from service_kit.messaging.envelope import (
+    HEADER_REQUEST_ID,
+    EventEnvelope,
+    extract_trace_context,
+    to_amqp_message,
+    trace_headers,
+)
 from service_kit.messaging.outbox import notify_channel, purge_sent_events
 from service_kit.messaging.tables import tables_for
 from service_kit.messaging.topology import declare_events_exchange
 from service_kit.settings import KitSettings
+from service_kit.tracing import tracing_enabled
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("service_kit.messaging")
 
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published.", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
@@ -146,6 +156,13 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relays until :meth:`stop`; survives broker and database outages."""
+        # The relay's own statements (claims, gauges) would each start a trace of
+        # their own every poll and bury the requests' traces; what it publishes is
+        # traced by the PRODUCER span of each row, in the trace that wrote it.
+        with suppress_instrumentation():
+            await self._relay_until_stopped()
+
+    async def _relay_until_stopped(self) -> None:
         listener = asyncio.create_task(self._listen(), name=f"outbox-listen-{self._schema}")
         backoff = self._min_backoff
         try:
@@ -266,11 +283,39 @@ class OutboxRelay:
             correlation_id=headers.get(HEADER_REQUEST_ID),
             data=row.payload,
         )
+        if not tracing_enabled():
+            await self._send(exchange, envelope, headers, row.routing_key)
+            return
+        # The row's stored context is the span that wrote it (a request, a
+        # consumer): publishing later, from this loop, continues that trace, and the
+        # message carries this span's context so the consumer's span is its child.
+        with tracer.start_as_current_span(
+            f"publish {row.routing_key}",
+            context=extract_trace_context(headers),
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": exchange.name,
+                "messaging.rabbitmq.destination.routing_key": row.routing_key,
+                "messaging.message.id": str(row.id),
+                "event.type": row.type,
+            },
+        ):
+            await self._send(exchange, envelope, headers | trace_headers(), row.routing_key)
+
+    async def _send(
+        self,
+        exchange: AbstractExchange,
+        envelope: EventEnvelope,
+        headers: dict[str, str],
+        routing_key: str,
+    ) -> None:
         # mandatory=False: an event no queue is bound to yet is dropped by the
         # broker by design (pub/sub); with mandatory the row would never leave.
         await exchange.publish(
             to_amqp_message(envelope, headers),
-            routing_key=row.routing_key,
+            routing_key=routing_key,
             mandatory=False,
             timeout=self._publish_timeout,
         )
