@@ -234,3 +234,20 @@ async def test_a_run_that_loses_its_lease_is_cancelled(db: Database, unique: str
     assert await asyncio.wait_for(run, 3) is False
     assert cancelled.is_set()
     assert runs(name, "failed") == 1
+
+
+def test_a_job_exports_its_interval_and_zero_runs_before_the_first(unique: str) -> None:
+    async def work() -> None:
+        return None
+
+    PeriodicJobs([PeriodicJob(f"interval-{unique}", work, interval_seconds=42)])
+    interval = REGISTRY.get_sample_value(
+        "periodic_job_interval_seconds", {"job": f"interval-{unique}"}
+    )
+    assert interval == 42
+    # Present from the start, so an alert's increase() sees the first failure.
+    for outcome in ("ok", "failed"):
+        value = REGISTRY.get_sample_value(
+            "periodic_job_runs_total", {"job": f"interval-{unique}", "outcome": outcome}
+        )
+        assert value == 0

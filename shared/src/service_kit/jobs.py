@@ -55,6 +55,12 @@ JOB_LAST_SUCCESS = Gauge(
     "Unix time of the last successful run of a periodic job (0 until the first).",
     ["job"],
 )
+JOB_INTERVAL = Gauge(
+    "periodic_job_interval_seconds",
+    "The interval a periodic job is scheduled at (before jitter): an alert compares the "
+    "age of its last success with it.",
+    ["job"],
+)
 
 JobRun = Callable[[], Awaitable[object]]
 _FAILURE_LOG_INTERVAL_SECONDS = 60.0
@@ -190,6 +196,10 @@ class PeriodicJobs:
             if job.once_across_replicas and leases is None:
                 raise ValueError(f"job {job.name} runs once across replicas: it needs leases")
             JOB_LAST_SUCCESS.labels(job.name)  # exported as 0 before the first success
+            JOB_INTERVAL.labels(job.name).set(job.interval_seconds)
+            # Counted from 0, so the first failure is an increase() too.
+            JOB_RUNS.labels(job.name, "ok")
+            JOB_RUNS.labels(job.name, "failed")
 
     def start(self) -> None:
         for name, job in self.jobs.items():
