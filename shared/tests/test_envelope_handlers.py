@@ -144,6 +144,27 @@ async def test_metrics_use_route_templates_not_raw_paths(client: httpx.AsyncClie
     assert "/things/11" not in text
 
 
+async def test_latency_is_by_status_class_and_the_count_by_exact_status(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get("/things/0")  # 404
+    await client.get("/things/21")  # 200
+    text = (await client.get("/metrics")).text
+    latency = [
+        line
+        for line in text.splitlines()
+        if line.startswith("http_request_duration_seconds_count{")
+        and 'route="/things/{thing_id}"' in line
+    ]
+    assert any('status_class="4xx"' in line for line in latency), latency
+    assert any('status_class="2xx"' in line for line in latency), latency
+    assert not any('status="' in line for line in latency), latency
+    assert any(
+        line.startswith("http_requests_total{") and 'status="404"' in line and "thing_id" in line
+        for line in text.splitlines()
+    )
+
+
 def test_every_catalog_code_has_a_status_and_message() -> None:
     assert set(CATALOG) == set(ErrorCode)
     for code, entry in CATALOG.items():

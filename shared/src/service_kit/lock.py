@@ -43,7 +43,9 @@ LOCK_ACQUISITIONS = Counter(
     ["lock", "outcome"],
 )
 LOCK_LOST = Counter("lock_lost_total", "Leases lost while held.", ["lock"])
-LOCKS_HELD = Gauge("locks_held", "Locks this process holds now.", ["lock"])
+LOCK_LEASES_HELD = Gauge(
+    "lock_leases_held", "Leases of a lock family this process holds now.", ["lock"]
+)
 
 # KEYS[1] = lock key, ARGV[1] = token, ARGV[2] = lease in ms
 _RENEW = """
@@ -135,7 +137,7 @@ class HeldLock:
             # wait(), not await: our own cancellation must still propagate.
             await asyncio.wait([self._renewer])
             self._renewer = None
-        LOCKS_HELD.labels(self._owner.name).dec()
+        LOCK_LEASES_HELD.labels(self._owner.name).dec()
         # Even after a detected loss: compare-and-delete never touches another
         # holder's key, and a key we still own must not linger for a lease.
         try:
@@ -195,7 +197,7 @@ class DistributedLock:
             delay = min(delay * 2, self._max_poll)
         LOCK_WAIT.labels(self.name).observe(time.monotonic() - started)
         LOCK_ACQUISITIONS.labels(self.name, "contended" if contended else "acquired").inc()
-        LOCKS_HELD.labels(self.name).inc()
+        LOCK_LEASES_HELD.labels(self.name).inc()
         return HeldLock(self, key, redis_key, token, lease_seconds)
 
     @asynccontextmanager

@@ -2,6 +2,11 @@
 
 Paths are labelled by route template (``/exams/{exam_id}``), never the raw
 path: raw paths put one time series per id into Prometheus and exhaust it.
+
+The counter keeps the exact status (a dozen values: 401, 404, 409 and 429 mean
+different things to an operator) while the latency histogram is labelled by
+status class (``2xx``, ``4xx``, ``5xx``): each label value there costs a whole
+set of buckets, and latency differs by class, not by which 4xx it was.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
-    "HTTP request latency by route template.",
-    ["service", "method", "route"],
+    "HTTP request latency by route template, method and status class (2xx, 4xx, 5xx).",
+    ["service", "method", "route", "status_class"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served.", ["service"])
 UNMATCHED_ROUTE = "<unmatched>"
+
+
+def status_class(status: int) -> str:
+    """``404`` -> ``"4xx"``; out-of-range codes keep their own leading digit."""
+    return f"{status // 100}xx"
 
 
 def route_template(scope: Scope) -> str:
@@ -47,7 +57,7 @@ class PrometheusMiddleware:
         # Label children bound once per (method, route[, status]): ``labels()`` costs
         # a lock and a tuple build per call. Bounded by the series Prometheus holds.
         self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._histograms: dict[tuple[str, str], Histogram] = {}
+        self._histograms: dict[tuple[str, str, int], Histogram] = {}
 
     def _record(self, method: str, route: str, status: int, seconds: float) -> None:
         counter = self._counters.get((method, route, status))
@@ -55,10 +65,11 @@ class PrometheusMiddleware:
             counter = HTTP_REQUESTS.labels(self.service, method, route, str(status))
             self._counters[(method, route, status)] = counter
         counter.inc()
-        histogram = self._histograms.get((method, route))
+        klass = status // 100
+        histogram = self._histograms.get((method, route, klass))
         if histogram is None:
-            histogram = HTTP_DURATION.labels(self.service, method, route)
-            self._histograms[(method, route)] = histogram
+            histogram = HTTP_DURATION.labels(self.service, method, route, status_class(status))
+            self._histograms[(method, route, klass)] = histogram
         histogram.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

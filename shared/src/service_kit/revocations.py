@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 REVOCATIONS_PATH = "/internal/revocations"
 
 REVOKED_TOKENS = Counter(
-    "access_tokens_revoked_refused_total",
+    "access_token_revoked_refusals_total",
     "Requests refused because their access token was revoked, by what revoked it.",
     ["scope"],
 )

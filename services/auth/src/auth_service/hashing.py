@@ -34,7 +34,7 @@ from service_kit.errors import UpstreamUnavailable
 from auth_service.domain.passwords import Argon2idHasher, Argon2Params, Verification
 from auth_service.metrics import (
     PASSWORD_HASH_DURATION,
-    PASSWORD_HASH_QUEUE,
+    PASSWORD_HASH_IN_FLIGHT,
     PASSWORD_HASH_QUEUE_WAIT,
     PASSWORD_HASH_SHED,
 )
@@ -126,7 +126,7 @@ class PasswordHashing:
 
     def _finished(self, _: object) -> None:
         self._in_flight -= 1
-        PASSWORD_HASH_QUEUE.dec()
+        PASSWORD_HASH_IN_FLIGHT.dec()
 
     def _finished_soon(self, loop: asyncio.AbstractEventLoop, done: object) -> None:
         """Done callback (in a pool thread): frees the place on the event loop."""
@@ -139,7 +139,7 @@ class PasswordHashing:
             self._admit(operation)
         loop = asyncio.get_running_loop()
         self._in_flight += 1
-        PASSWORD_HASH_QUEUE.inc()
+        PASSWORD_HASH_IN_FLIGHT.inc()
         job = self._pool.submit(self._timed, kind, time.perf_counter(), work)
         # The place in the queue is freed when the hash ends (or is cancelled before it
         # started), not when its caller stops waiting: a caller that went away leaves a

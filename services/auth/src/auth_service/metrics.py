@@ -26,8 +26,8 @@ PASSWORD_HASH_QUEUE_WAIT = Histogram(
     "Time a hash or verify waited for a thread of the hashing pool.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-PASSWORD_HASH_QUEUE = Gauge(
-    "auth_password_hash_queue",
+PASSWORD_HASH_IN_FLIGHT = Gauge(
+    "auth_password_hash_in_flight",
     "Hashes and verifies submitted to the hashing pool and not finished (waiting or running).",
 )
 PASSWORD_HASH_SHED = Counter(

@@ -157,7 +157,10 @@ async def test_reads_and_generation_survive_redis_being_stopped(
     errors = metric_value(metrics, "results_cache_requests_total", cache="result", outcome="error")
     bypass = metric_value(metrics, "results_cache_requests_total", cache="result", outcome="bypass")
     fallback = metric_value(
-        metrics, "results_generation_lock_total", mode="postgres_fallback", outcome="acquired"
+        metrics,
+        "results_generation_lock_attempts_total",
+        mode="postgres_fallback",
+        outcome="acquired",
     )
     print(
         f"\n[Redis killed] {outage:.1f}s without Redis: {len(latencies)} reads, {failures} "

@@ -40,7 +40,7 @@ from notifier_service.streams.signals import (
 
 log = logging.getLogger(__name__)
 
-OPEN_STREAMS = Gauge("notifier_open_streams", "Live notification streams open on this process.")
+OPEN_STREAMS = Gauge("notifier_streams_open", "Live notification streams open on this process.")
 STREAM_EVENTS = Counter(
     "notifier_stream_events_total", "Events sent down live streams, by event.", ["event"]
 )

@@ -22,12 +22,12 @@ GENERATION_ROWS_CHANGED = Counter(
     "Result rows inserted, updated or deleted by committed generations.",
 )
 GENERATION_LOCK_MODE = Counter(
-    "results_generation_lock_total",
+    "results_generation_lock_attempts_total",
     "Lock attempts of the runner by mode (redis, postgres_fallback) and outcome (acquired, busy).",
     ["mode", "outcome"],
 )
 ENSURE_FRESH_WAIT = Histogram(
-    "results_ensure_fresh_seconds",
+    "results_ensure_fresh_wait_seconds",
     "Time callers waited for fresh results (coalesced waits included), by outcome.",
     ["outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
