@@ -17,7 +17,7 @@ from service_kit.revocations import RevocationList, http_revocation_source
 from service_kit.security import token_verifier_from_settings
 from service_kit.service_credentials import ServiceTokens
 from service_kit.termination import on_termination
-from service_kit.tracing import setup_tracing
+from service_kit.tracing import setup_tracing, traced
 from starlette.types import ASGIApp
 
 from gateway_service import __version__
@@ -124,4 +124,6 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     app = UnhandledErrorMiddleware(app)
     app = CorsMiddleware(app, settings.cors_origins, settings.cors_max_age_seconds)
     app = PrometheusMiddleware(app, service=settings.service_name)
-    return RequestIdMiddleware(app)
+    # Tracing outermost (and only when the OTEL_* variables ask): the server span
+    # covers every layer, and the log lines of every layer carry its trace id.
+    return traced(RequestIdMiddleware(app))

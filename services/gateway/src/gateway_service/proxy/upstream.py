@@ -30,9 +30,11 @@ import contextlib
 import logging
 import time
 
+from opentelemetry import trace
 from prometheus_client import Counter
 from service_kit.context import current_request_id
 from service_kit.errors import ErrorCode
+from service_kit.tracing import trace_headers, tracing_enabled
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway_service.metrics import UpstreamMetrics
@@ -68,6 +70,9 @@ _RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 _NO_BUFFERING = (b"x-accel-buffering", b"no")
 _NO_CACHE = (b"cache-control", b"no-cache")
+_TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
+
+tracer = trace.get_tracer("gateway_service.proxy")
 
 
 class UpstreamProxy:
@@ -92,6 +97,8 @@ class UpstreamProxy:
         self._client: UpstreamClient | None = None
         self._pools: dict[str, ConnectionPool] = {}
         self._last_warning = float("-inf")
+        # Read once: with tracing off, forwarding does not touch OpenTelemetry at all.
+        self._tracing = tracing_enabled()
 
     @property
     def client(self) -> UpstreamClient:
@@ -171,6 +178,45 @@ class UpstreamProxy:
 
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         target = raw_path + b"?" + query if query else raw_path
+        if not self._tracing:
+            await self._exchange(
+                scope, receive, send, route, target, headers, outgoing, body, length
+            )
+            return
+        pool = self._pools[route.upstream]
+        with tracer.start_as_current_span(
+            f"{method} {route.path}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "http.route": route.path,
+                "server.address": pool.origin.host,
+                "server.port": pool.origin.port,
+                "peer.service": route.upstream,
+            },
+        ):
+            # The client's own trace context (the server span's parent) is replaced
+            # by this span's, so the upstream's span is a child of this exchange.
+            headers = [h for h in headers if h[0] not in _TRACE_CONTEXT]
+            headers += [(k.encode(), v.encode()) for k, v in trace_headers().items()]
+            await self._exchange(
+                scope, receive, send, route, target, headers, outgoing, body, length
+            )
+
+    async def _exchange(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        outgoing: OutgoingBody,
+        body: RequestBody | None,
+        length: int | None,
+    ) -> None:
+        """One exchange with the upstream: the request out, the answer relayed back."""
+        method: str = scope["method"]
         upstream_metrics = self._metrics.for_upstream(route.upstream)
         started = time.perf_counter()
         try:
@@ -188,12 +234,19 @@ class UpstreamProxy:
             await send_error(send, ErrorCode.BAD_REQUEST, close=True)
             return
         except UpstreamTimeout as exc:
+            self._trace_failure(exc)
             await self._fail(scope, receive, send, body, upstream_metrics.timeout, exc)
             return
         except UpstreamError as exc:
+            self._trace_failure(exc)
             await self._fail(scope, receive, send, body, upstream_metrics.unavailable, exc)
             return
         upstream_metrics.latency.observe(time.perf_counter() - started)
+        if self._tracing:
+            span = trace.get_current_span()
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
         if route.stream:
             self._streams.add(response)
             if self._ending:
@@ -203,6 +256,12 @@ class UpstreamProxy:
         finally:
             self._streams.discard(response)
             response.release()
+
+    def _trace_failure(self, exc: UpstreamError) -> None:
+        if self._tracing:
+            span = trace.get_current_span()
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
 
     def _timeouts_of(self, route: Route) -> ExchangeTimeouts:
         if route.stream:
