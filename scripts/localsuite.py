@@ -184,12 +184,12 @@ def start_suite(
     return suite
 
 
-async def _check_dependencies(env: Mapping[str, str]) -> list[str]:
+async def _check_dependencies(env: Mapping[str, str]) -> dict[str, str]:
     import aio_pika
     import asyncpg
     from redis.asyncio import Redis
 
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     db_url = env.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     try:
         conn = await asyncio.wait_for(
@@ -197,7 +197,7 @@ async def _check_dependencies(env: Mapping[str, str]) -> list[str]:
         )
         await conn.close()
     except Exception as exc:
-        problems.append(
+        problems["postgresql"] = (
             f"PostgreSQL at {db_url} does not answer ({type(exc).__name__}: {exc}).\n"
             "    start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
         )
@@ -207,7 +207,7 @@ async def _check_dependencies(env: Mapping[str, str]) -> list[str]:
         await asyncio.wait_for(client.ping(), 5)
         await client.aclose()
     except Exception as exc:
-        problems.append(
+        problems["redis"] = (
             f"Redis at {redis_url} does not answer ({type(exc).__name__}).\n"
             "    start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''"
         )
@@ -216,12 +216,14 @@ async def _check_dependencies(env: Mapping[str, str]) -> list[str]:
         connection = await asyncio.wait_for(aio_pika.connect(amqp_url), 5)
         await connection.close()
     except Exception as exc:
-        problems.append(
+        problems["rabbitmq"] = (
             f"RabbitMQ at {amqp_url} does not answer ({type(exc).__name__}).\n"
             "    start it: rabbitmq-server -detached"
         )
     return problems
 
 
-def check_dependencies(env: Mapping[str, str]) -> list[str]:
+def check_dependencies(env: Mapping[str, str]) -> dict[str, str]:
+    """The backing servers that do not answer ("postgresql", "redis", "rabbitmq"), each
+    with what is wrong and how to start it."""
     return asyncio.run(_check_dependencies(env))
