@@ -123,6 +123,20 @@ async def test_transient_error_is_retried_through_the_tiers_then_succeeds(
     assert attempts == [0, 1, 2]
     assert handled(name, "retried") == 2
     assert handled(name, "ok") == 1
+    # FastStream's middleware (added by EventBroker) saw the same traffic: three
+    # deliveries consumed, and each retry copy published to its tier queue.
+    app = {"app_name": settings.service_name, "broker": "rabbitmq"}
+    received = REGISTRY.get_sample_value(
+        "faststream_received_messages_total",
+        {**app, "handler": f"{settings.events_exchange}.kit.probe"},
+    )
+    assert received == 1  # the first delivery; the tier copies arrive by queue name
+    for tier in consumer.names.retry:
+        published = REGISTRY.get_sample_value(
+            "faststream_published_messages_total",
+            {**app, "destination": f"default.{tier}", "status": "success"},
+        )
+        assert published == 1, tier
 
 
 async def test_transient_error_after_the_last_tier_goes_to_dlq(

@@ -8,12 +8,44 @@ never block a request.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from prometheus_client import Gauge
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel
 
 from service_kit.settings import KitSettings
 
 SOCKET_TIMEOUT_SECONDS = 0.5
+
+REDIS_POOL_IN_USE = Gauge(
+    "redis_pool_connections_in_use",
+    "Redis connections checked out of the client's pool (read at scrape time).",
+    ["service"],
+)
+REDIS_POOL_OPEN = Gauge(
+    "redis_pool_connections_open",
+    "Redis connections the client's pool holds open, idle or in use (read at scrape time).",
+    ["service"],
+)
+
+
+def _connections_in_use(pool: ConnectionPool) -> int:
+    return len(pool._in_use_connections)
+
+
+def _connections_open(pool: ConnectionPool) -> int:
+    return len(pool._in_use_connections) + len(pool._available_connections)
+
+
+def export_pool_usage(client: Redis, service: str) -> None:
+    """Pool gauges read from ``client``'s pool when Prometheus scrapes.
+
+    redis-py keeps no public count of its pool; the two collections read here
+    are the pool's own bookkeeping (the same since redis-py 4). One client per
+    process: a later client of the same service replaces the earlier one.
+    """
+    pool = client.connection_pool
+    REDIS_POOL_IN_USE.labels(service).set_function(lambda: _connections_in_use(pool))
+    REDIS_POOL_OPEN.labels(service).set_function(lambda: _connections_open(pool))
 
 
 def parse_sentinels(spec: str) -> list[tuple[str, int]]:
@@ -45,13 +77,15 @@ def create_redis(settings: KitSettings) -> Redis:
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
             retry_on_timeout=False,
         )
-        return client
-    return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=30,
-    )
+    else:
+        client = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+            health_check_interval=30,
+        )
+    export_pool_usage(client, settings.service_name)
+    return client
 
 
 async def ping_redis(client: Redis) -> None:

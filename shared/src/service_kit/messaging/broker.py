@@ -28,6 +28,8 @@ import aio_pika
 from faststream import AckPolicy
 from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from prometheus_client import REGISTRY
 
 from service_kit.db import Database
 from service_kit.messaging.consumer import EventConsumer
@@ -63,6 +65,13 @@ class EventBroker:
             # The kit logs outcomes and keeps RED metrics; FastStream's
             # per-message lines would double every log entry.
             log_level=logging.DEBUG,
+            # FastStream's own RED metrics (``faststream_*``) for every consumer and
+            # every publish through this broker (the retry tiers), in the process
+            # registry that ``/metrics`` serves. They count what the transport saw;
+            # the kit's ``messages_handled_total`` says what the handler decided.
+            middlewares=(
+                RabbitPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name),
+            ),
         )
         self._consumers: list[EventConsumer] = []
         self._started = False
