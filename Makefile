@@ -36,8 +36,9 @@ lint: install ## ruff, mypy (strict for the kit and the results domain) and vult
 		services/*/migrations shared/tests services/*/tests tests deploy/tests vulture_whitelist.py
 
 .PHONY: system-deps
-system-deps: ## Debian packages the tests need (headless Chromium for the CORS browser test)
+system-deps: ## Debian packages the tests need (headless Chromium for the CORS browser test, Prometheus)
 	@bash scripts/ensure_system_packages.sh chromium
+	@"$(UV)" run --frozen python scripts/private_servers.py install prometheus
 
 .PHONY: test
 test: install system-deps lint ## every test, against the real local servers

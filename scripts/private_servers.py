@@ -515,3 +515,13 @@ def start_private_servers(names: Iterable[str], run_dir: Path) -> list[PrivateSe
 def stop_all(servers: Iterable[PrivateServer]) -> None:
     for server in reversed(list(servers)):
         server.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    # `python scripts/private_servers.py install prometheus ...`: what make system-deps
+    # runs, so the tests' servers are installed the same way, their services not started.
+    if len(sys.argv) < 3 or sys.argv[1] != "install" or not set(sys.argv[2:]) <= set(PACKAGES):
+        sys.exit(f"usage: {sys.argv[0]} install {{{','.join(PACKAGES)}}}...")
+    install_packages(sys.argv[2:])

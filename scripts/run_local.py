@@ -18,7 +18,13 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_prometheus import SCRAPE_INTERVAL, existing_rule_files, start_prometheus, suite_targets
+from local_prometheus import (
+    DEFAULT_PORT,
+    SCRAPE_INTERVAL,
+    existing_rule_files,
+    start_prometheus,
+    suite_targets,
+)
 from localsuite import ROOT, SERVICES, Suite, check_dependencies, start_suite
 from private_servers import (
     URL_SETTINGS,
@@ -133,6 +139,8 @@ def print_summary(suite: Suite, private: list[PrivateServer], portal: PrivateSer
         print(f"  not built yet: {', '.join(missing)} (the gateway answers 503 for them)")
     if portal is not None:
         rules = "rules loaded" if existing_rule_files() else "no rules file yet"
+        if portal.port != DEFAULT_PORT:
+            print(f"  (port {DEFAULT_PORT} is taken: Prometheus listens on {portal.port})")
         print(
             f"  prometheus http://127.0.0.1:{portal.port}   (/targets: every process, "
             f"scraped every {SCRAPE_INTERVAL}; /rules, /alerts: {rules})"

@@ -165,3 +165,18 @@ def test_private_rabbitmq_answers_beside_the_system_one_and_stops(
     assert gone(server)
     if system_broker:
         assert asyncio.run(connects(system_url)), "the system's broker was disturbed"
+
+
+def test_make_run_does_not_replace_a_server_configured_on_purpose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import run_local
+
+    def must_not_start(*_args: object) -> list[PrivateServer]:
+        pytest.fail("a private server was started for a server the user configured")
+
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    monkeypatch.setattr(run_local, "start_private_servers", must_not_start)
+    assert run_local.main() == 2
+    err = capsys.readouterr().err
+    assert "Cannot start" in err and "PostgreSQL at" in err
