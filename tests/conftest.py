@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +113,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
 
 
 @contextmanager
-def running_suite(tmp: Path) -> Iterator[E2E]:
-    """A whole suite of its own (database, ports, prefixes), stopped and dropped after."""
+def running_suite(tmp: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[E2E]:
+    """A whole suite of its own (database, ports, prefixes), stopped and dropped after;
+    ``extra_env`` adds to every process's environment (the traces test's OTEL_*)."""
     run_id = uuid.uuid4().hex[:10]
     database = f"e2e_{run_id}"
     database_url = asyncio.run(create_database(database))
@@ -158,6 +159,7 @@ def running_suite(tmp: Path) -> Iterator[E2E]:
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DELIVERY_RETRY_DELAYS_SECONDS": "[1, 2, 4, 8, 16]",
     }
+    overrides |= dict(extra_env or {})
     suite = None
     workers = None
     try:
