@@ -165,6 +165,12 @@ class DistributedLock:
         self._max_poll = max_poll_interval_seconds
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        # Exported as 0 from the start: a contention or lost-lease alert needs
+        # the series before the first event.
+        for outcome in ("acquired", "contended", "timeout"):
+            LOCK_ACQUISITIONS.labels(name, outcome)
+        LOCK_LOST.labels(name)
+        LOCK_LEASES_HELD.labels(name)
 
     def redis_key(self, key: str) -> str:
         return f"{self._prefix}{key}"

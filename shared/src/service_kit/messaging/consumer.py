@@ -151,6 +151,10 @@ class EventConsumer:
                 raise ValueError(f"{event_type} v{version} already has a handler on {self.name}")
             self._routes[key] = _Route(model, fn)
             self._types.add(event_type)
+            # Exported as 0 from the start, so "dead letters growing" and
+            # "duplicates dropped" have a series before their first message.
+            for outcome in ("ok", "duplicate", "dead_lettered"):
+                MESSAGES_HANDLED.labels(self.spec.name, event_type, outcome)
             return fn
 
         return register

@@ -23,6 +23,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import get_args
 
 from prometheus_client import Counter, Histogram
 from service_kit.db import Database
@@ -70,6 +71,10 @@ SEND_DURATION = Histogram(
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# Exported as 0 from the start: an alert on dead letters growing needs the
+# series before the first one (increase() of a missing series is nothing).
+for _channel in get_args(Channel):
+    DEAD_LETTERED.labels(_channel)
 
 # A permanent failure decided before any send: nothing the server said.
 _NOT_SENDABLE = SmtpReply(550)

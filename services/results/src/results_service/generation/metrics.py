@@ -17,6 +17,10 @@ GENERATIONS = Counter(
     "lock_lost (cancelled when the lease ended); failed.",
     ["outcome"],
 )
+# Exported as 0 from the start, so a rule on fence rejections or failures sees
+# the series before the first one.
+for _outcome in ("committed", "fenced", "lock_lost", "failed"):
+    GENERATIONS.labels(_outcome)
 GENERATION_ROWS_CHANGED = Counter(
     "results_generation_rows_changed_total",
     "Result rows inserted, updated or deleted by committed generations.",
