@@ -31,9 +31,11 @@ lint: install ## ruff, mypy (strict for the kit and the results domain) and vult
 	"$(UV)" run --frozen mypy shared/src services/results/src/results_service/domain services/bulk/src \
 		services/notifier/src
 	"$(UV)" run --frozen mypy services/auth/src services/gateway/src services/results/src vulture_whitelist.py
+	"$(UV)" run --frozen mypy deploy/observability
 	@# Tests and migrations are passed too: what only they use is used, not dead.
 	"$(UV)" run --frozen vulture shared/src services/*/src scripts loadtests \
-		services/*/migrations shared/tests services/*/tests tests deploy/tests vulture_whitelist.py
+		services/*/migrations shared/tests services/*/tests tests deploy/tests deploy/observability \
+		vulture_whitelist.py
 
 .PHONY: system-deps
 system-deps: ## Debian packages the tests need (headless Chromium for the CORS browser test, Prometheus)
@@ -51,6 +53,10 @@ bench: install ## benchmarks (gateway, login, result generation, bulk, notifier)
 	"$(UV)" run --frozen python scripts/bench_generation.py
 	"$(UV)" run --frozen python scripts/bench_bulk.py
 	"$(UV)" run --frozen python scripts/bench_notifier.py
+
+.PHONY: dashboards
+dashboards: install ## render the Grafana dashboards (JSON) and the PrometheusRule into deploy/k8s/base/observability
+	"$(UV)" run --frozen python deploy/observability/render.py
 
 .PHONY: docs
 docs: install ## regenerate docs that come from code (error catalog, event catalogs and AsyncAPI)

@@ -257,9 +257,27 @@ def strict(schema: Any) -> Any:
     return schema
 
 
+_LEADING_FLAGS = re.compile(r"^\^(\(\?[a-z]+\))")
+
+
+def python_patterns(schema: Any) -> Any:
+    """The schema with each ``pattern`` that Python's ``re`` refuses but Go's RE2 takes
+    rewritten to its Python equivalent: inline flags after the anchor (``^(?i)...``,
+    in the PrometheusRule schema) move before it, which matches the same strings."""
+    if isinstance(schema, dict):
+        fixed = {key: python_patterns(value) for key, value in schema.items()}
+        pattern = fixed.get("pattern")
+        if isinstance(pattern, str):
+            fixed["pattern"] = _LEADING_FLAGS.sub(r"\1^", pattern)
+        return fixed
+    if isinstance(schema, list):
+        return [python_patterns(value) for value in schema]
+    return schema
+
+
 @functools.cache
 def _validator(path: Path) -> jsonschema.protocols.Validator:
-    schema = strict(json.loads(path.read_text(encoding="utf-8")))
+    schema = python_patterns(strict(json.loads(path.read_text(encoding="utf-8"))))
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     cls.check_schema(schema)
     return cls(schema)
