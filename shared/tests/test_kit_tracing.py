@@ -91,11 +91,22 @@ async def test_a_request_gets_a_server_span_named_by_its_route_under_the_callers
 ) -> None:
     router = APIRouter()
 
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(orjson.loads(JsonFormatter("kit-test").format(record)))
+
+    handler_log = logging.getLogger("kit-test.thing")
+
     @router.get("/things/{thing_id}")
     async def thing(thing_id: str) -> dict[str, str]:
+        handler_log.warning("looking at a thing")
         return {"id": thing_id}
 
     app = create_app(settings, title="t", version="1", routers=[router])
+    collect = Collect()
+    handler_log.addHandler(collect)
     caller_trace, caller_span = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
     traceparent = f"00-{caller_trace:032x}-{caller_span:016x}-01"
     transport = httpx.ASGITransport(app=app)
@@ -104,6 +115,7 @@ async def test_a_request_gets_a_server_span_named_by_its_route_under_the_callers
         assert answer.status_code == 200
         for path in ("/healthz", "/readyz", "/metrics"):
             await client.get(path)
+    handler_log.removeHandler(collect)
 
     [server] = [s for s in finished(spans) if s.kind == SpanKind.SERVER]
     assert server.name == "GET /things/{thing_id}"
@@ -111,6 +123,11 @@ async def test_a_request_gets_a_server_span_named_by_its_route_under_the_callers
     assert parent_id(server) == caller_span
     assert server.attributes is not None
     assert server.attributes["http.route"] == "/things/{thing_id}"
+    # The route's log line names the request's trace and span, and its request id.
+    [line] = lines
+    assert line["trace_id"] == f"{caller_trace:032x}"
+    assert line["span_id"] == f"{server.context.span_id:016x}"
+    assert line["request_id"] == answer.headers["x-request-id"]
 
 
 async def test_sql_statements_are_spans_of_the_current_trace(
