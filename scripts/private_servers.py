@@ -236,11 +236,13 @@ def wait_ready(server: PrivateServer, ready: Callable[[], bool], timeout: float)
 def prepare(directory: Path, owner: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     if owner:
-        # The server's user must be able to walk down to its directory.
+        # The server's user must be able to walk down to its directory: a parent of
+        # ours that others cannot enter gets o+x (enter, not list), and says so.
         for parent in directory.parents:
             mode = parent.stat().st_mode
             if mode & 0o001 == 0 and parent.stat().st_uid == os.geteuid():
-                parent.chmod(mode | 0o011)
+                parent.chmod(mode | 0o001)
+                print(f"made {parent} enterable by others (o+x) for the {owner} user")
     stop_leftover(directory)
     if owner:
         entry = pwd.getpwnam(owner)
