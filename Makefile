@@ -54,6 +54,22 @@ bench: install ## benchmarks (gateway, login, result generation, bulk, notifier)
 	"$(UV)" run --frozen python scripts/bench_bulk.py
 	"$(UV)" run --frozen python scripts/bench_notifier.py
 
+# `make loadtest` against a running `make run` (see README, Load tests).
+GATEWAY ?= http://127.0.0.1:8000
+USERS ?= 100
+SPAWN_RATE ?= 5
+RUN_TIME ?= 2m
+SEED_ARGS ?=
+LOCUST_ARGS ?=
+
+.PHONY: loadtest
+loadtest: install ## seed (if needed), then a headless load test of `make run` held to loadtests/thresholds.toml (GATEWAY, USERS, SPAWN_RATE, RUN_TIME)
+	"$(UV)" run --frozen python -m loadtests.seed --gateway $(GATEWAY) $(SEED_ARGS)
+	@mkdir -p loadtests/reports
+	"$(UV)" run --frozen locust -f loadtests/locustfile.py --host $(GATEWAY) --headless \
+		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(RUN_TIME) --stop-timeout 10 \
+		--csv loadtests/reports/run --html loadtests/reports/run.html $(LOCUST_ARGS)
+
 .PHONY: dashboards
 dashboards: install ## render the Grafana dashboards (JSON) and the PrometheusRule into deploy/k8s/base/observability
 	"$(UV)" run --frozen python deploy/observability/render.py

@@ -495,6 +495,12 @@ async def seed(
     """Seeds (or finds ``previous`` still true) and returns the credentials to write."""
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     async with httpx.AsyncClient(base_url=gateway, timeout=120, limits=limits) as http:
+        try:
+            await http.get("/readyz", timeout=5)
+        except httpx.TransportError as exc:
+            raise SeedError(
+                f"no gateway answers at {gateway} ({exc!r}); start it: make run"
+            ) from exc
         admin = Session(http, admin_email, admin_password)
         await admin.login()
         if (
