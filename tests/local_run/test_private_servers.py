@@ -180,3 +180,47 @@ def test_make_run_does_not_replace_a_server_configured_on_purpose(
     assert run_local.main() == 2
     err = capsys.readouterr().err
     assert "Cannot start" in err and "PostgreSQL at" in err
+
+
+def test_installing_a_missing_server_keeps_its_system_service_from_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the packages whose binary is absent are installed, through
+    scripts/ensure_system_packages.sh, while a policy-rc.d forbids invoke-rc.d to start
+    any service; the policy-rc.d is removed afterwards, or left when it was there."""
+    import subprocess
+
+    import private_servers
+
+    policy = tmp_path / "policy-rc.d"
+    monkeypatch.setattr(private_servers, "POLICY_RC_D", policy)
+    monkeypatch.setattr(private_servers, "_as_root", lambda command: command)
+    monkeypatch.setattr(
+        private_servers, "server_binary", lambda name: None if name == "redis" else "/bin/true"
+    )
+    real_run = subprocess.run
+    installed: list[list[str]] = []
+    answers: list[int] = []
+
+    def run(command: list[str], **kwargs: object) -> object:
+        if command[:2] == ["bash", str(private_servers.ENSURE_PACKAGES)]:
+            installed.append(command[2:])
+            # What invoke-rc.d asks before starting the package's service.
+            answers.append(real_run([str(policy), "redis-server", "start"]).returncode)
+            return subprocess.CompletedProcess(command, 0)
+        if command[0] == "systemctl":
+            return subprocess.CompletedProcess(command, 0)
+        return real_run(command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(private_servers.subprocess, "run", run)
+    private_servers.install_packages(["postgresql", "redis", "prometheus"])
+    assert installed == [["redis-server"]]
+    assert answers == [101]  # action forbidden
+    assert not policy.exists()
+
+    policy.write_text("#!/bin/sh\nexit 101\n# the machine's own\n")
+    policy.chmod(0o755)
+    monkeypatch.setattr(private_servers, "server_binary", lambda name: None)
+    private_servers.install_packages(["rabbitmq", "prometheus"])
+    assert installed[-1] == ["rabbitmq-server", "prometheus"]
+    assert policy.read_text() == "#!/bin/sh\nexit 101\n# the machine's own\n"
