@@ -16,6 +16,7 @@ failure in the report says which field broke.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,6 +206,33 @@ def problems(value: Any, shape: Any, path: str = "$") -> list[str]:
             return []
         return [f"{path}: {value!r:.60} fails {getattr(predicate, '__name__', 'the check')}"]
     raise TypeError(f"not a shape: {shape!r}")
+
+
+def stream_problems(events: list[dict[str, str]]) -> list[str]:
+    """What an open stream must have sent: ``retry``, then an ``unread_count``; every
+    ``notification`` event a notification with its id."""
+    if not events or "retry" not in events[0]:
+        return [f"the stream did not open with retry: {events[:1]}"]
+    found: list[str] = []
+    counts = 0
+    for event in events[1:]:
+        kind = event.get("event")
+        try:
+            data = json.loads(event.get("data", ""))
+        except ValueError:
+            return [f"event {kind} carries no JSON: {event.get('data', '')[:80]!r}"]
+        if kind == "unread_count":
+            counts += 1
+            found += problems(data, {"unread_count": int}, "$unread_count")
+        elif kind == "notification":
+            found += problems(data, NOTIFICATION, "$notification")
+            if not event.get("id", "").isdigit():
+                found.append(f"notification event without an id: {event}")
+        else:
+            found.append(f"unknown event {kind!r}")
+    if counts == 0:
+        found.append("no unread_count event")
+    return found
 
 
 def _names(types: tuple[type, ...]) -> str:

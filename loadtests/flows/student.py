@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
 import gevent
 from locust import task
 
-from loadtests.flows.checks import NOTIFICATION, RESULT, page, problems
+from loadtests.flows.checks import NOTIFICATION, RESULT, page, stream_problems
 from loadtests.flows.common import API, SETTINGS, SignedIn, body_of, fail_unless, think
 
 NOTIFICATIONS = {**page(NOTIFICATION), "unread_count": int}
@@ -39,33 +38,6 @@ def sse_events(raw: Any, seconds: float) -> tuple[list[dict[str, str]], bool]:
     # An unfinished body closes its connection instead of going back to the pool.
     raw.release()
     return events, ended
-
-
-def stream_problems(events: list[dict[str, str]]) -> list[str]:
-    """What an open stream must have sent: ``retry``, then an ``unread_count``; every
-    ``notification`` event a notification with its id."""
-    if not events or "retry" not in events[0]:
-        return [f"the stream did not open with retry: {events[:1]}"]
-    found: list[str] = []
-    counts = 0
-    for event in events[1:]:
-        kind = event.get("event")
-        try:
-            data = json.loads(event.get("data", ""))
-        except ValueError:
-            return [f"event {kind} carries no JSON: {event.get('data', '')[:80]!r}"]
-        if kind == "unread_count":
-            counts += 1
-            found += problems(data, {"unread_count": int}, "$unread_count")
-        elif kind == "notification":
-            found += problems(data, NOTIFICATION, "$notification")
-            if not event.get("id", "").isdigit():
-                found.append(f"notification event without an id: {event}")
-        else:
-            found.append(f"unknown event {kind!r}")
-    if counts == 0:
-        found.append("no unread_count event")
-    return found
 
 
 class StudentUser(SignedIn):
