@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from service_kit.app import create_app
 from service_kit.db import Database
+from service_kit.jobs import PeriodicJob, PeriodicJobs
 from service_kit.logging import JsonFormatter
 from service_kit.messaging import (
     EventBroker,
@@ -128,6 +129,34 @@ async def test_a_request_gets_a_server_span_named_by_its_route_under_the_callers
     assert line["trace_id"] == f"{caller_trace:032x}"
     assert line["span_id"] == f"{server.context.span_id:016x}"
     assert line["request_id"] == answer.headers["x-request-id"]
+
+
+async def test_probes_and_periodic_jobs_make_no_span_even_for_the_redis_calls_they_make(
+    spans: InMemorySpanExporter, settings: KitSettings
+) -> None:
+    client = Redis.from_url(REDIS_URL)
+    pinged: list[bool] = []
+
+    async def ping() -> None:
+        pinged.append(bool(await client.ping()))
+
+    app = create_app(settings, title="t", version="1")
+    app.state.readiness.add("redis", ping)
+    jobs = PeriodicJobs([PeriodicJob("pinger", ping, interval_seconds=0.05)])
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+            assert (await http.get("/readyz")).status_code == 200
+        jobs.start()
+        await wait_until(lambda: len(pinged) >= 3)
+        await jobs.stop()
+        # The same call from a request is traced: the suppression is theirs alone.
+        with trace.get_tracer("test").start_as_current_span("request"):
+            await ping()
+    finally:
+        await client.aclose()
+
+    assert [s.name for s in finished(spans)] == ["PING", "request"]
 
 
 async def test_sql_statements_are_spans_of_the_current_trace(

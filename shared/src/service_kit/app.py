@@ -74,6 +74,10 @@ def create_app(
         redirect_slashes=False,
         # On every route of every router included, now or later: a route cannot opt out.
         dependencies=[Depends(check_json_body)],
+        # FastAPI's own OpenTelemetry layer would trace every request a second time
+        # beside the kit's TracingMiddleware (one way for every process, the gateway
+        # included, ADR 0021); metrics are Prometheus's and logs the kit's JSON lines.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.readiness = Readiness(settings.readiness_timeout_seconds)

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 
@@ -202,9 +203,13 @@ class PeriodicJobs:
             JOB_RUNS.labels(job.name, "failed")
 
     def start(self) -> None:
-        for name, job in self.jobs.items():
-            if name not in self._tasks:
-                self._tasks[name] = asyncio.create_task(self._loop(job), name=f"job:{name}")
+        # Not traced (the tasks inherit the suppression): most jobs poll every few
+        # seconds (revocations twice a second), and a trace per tick would bury the
+        # requests'. An event a job writes is traced from the relay's PRODUCER span on.
+        with suppress_instrumentation():
+            for name, job in self.jobs.items():
+                if name not in self._tasks:
+                    self._tasks[name] = asyncio.create_task(self._loop(job), name=f"job:{name}")
 
     async def stop(self) -> None:
         """Cancels every loop (and a run in progress) and waits for them to end."""

@@ -26,6 +26,7 @@ import os
 from typing import Any
 
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span, TracerProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,10 +36,10 @@ log = logging.getLogger(__name__)
 _configured = False
 _instrumented = False
 
-# Health, readiness and metrics are polled every few seconds by Kubernetes and
-# Prometheus: one trace each would drown the traces of real requests. Anchored
-# on the whole path, so `/api/v1/.../metrics` of some future route is still traced.
-EXCLUDED_URLS = r"^[a-z]+://[^/]+/(healthz|readyz|metrics)$"
+# Polled every few seconds by Kubernetes, Prometheus and (the revocation feed)
+# every API process: a trace each would drown the traces of real requests. What
+# they do (a readiness check's SQL, the feed's query) is not traced either.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/internal/revocations"})
 
 
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -158,21 +159,25 @@ class _NamedByRoute:
 
 class TracingMiddleware:
     """A SERVER span per HTTP request (parent: the caller's ``traceparent``), except for
-    health, readiness and metrics. Added by the kit only when tracing is on."""
+    :data:`UNTRACED_PATHS`. Added by the kit only when tracing is on."""
 
     def __init__(self, app: ASGIApp) -> None:
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-        self.app = OpenTelemetryMiddleware(
+        self.untraced = app
+        self.traced = OpenTelemetryMiddleware(
             _NamedByRoute(app),
-            excluded_urls=EXCLUDED_URLS,
             default_span_details=_method_only,
             # One span per request, not one more per body chunk read or written.
             exclude_spans=["receive", "send"],
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in UNTRACED_PATHS:
+            with suppress_instrumentation():
+                await self.untraced(scope, receive, send)
+            return
+        await self.traced(scope, receive, send)
 
 
 def traced(app: ASGIApp) -> ASGIApp:
