@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from kit_support import TcpProxy
+from prometheus_client import REGISTRY
 from service_kit.db import Database, choose_read_target, sqlstate_of
 from service_kit.settings import KitSettings
 from sqlalchemy import text
@@ -198,3 +199,30 @@ async def test_a_connection_used_within_the_idle_window_is_not_pinged(
         assert caught.value.connection_invalidated
         # ...and the pool reconnects for the next one.
         assert await backend_pid(db) != before
+
+
+async def test_pool_usage_is_read_at_scrape_time_against_its_maximum(
+    db_settings: KitSettings,
+) -> None:
+    service = f"{db_settings.service_name}-pool"
+    db = Database(
+        db_settings.model_copy(
+            update={"service_name": service, "db_pool_size": 2, "db_max_overflow": 1}
+        )
+    )
+    labels = {"service": service, "role": "primary"}
+
+    def gauge(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    try:
+        assert gauge("db_pool_connections_max") == 3
+        assert gauge("db_pool_connections_open") == 0
+        async with db.primary.connect() as first, db.primary.connect() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            assert gauge("db_pool_connections_in_use") == 2
+        assert gauge("db_pool_connections_in_use") == 0
+        assert gauge("db_pool_connections_open") == 2
+    finally:
+        await db.dispose()

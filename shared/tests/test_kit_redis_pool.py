@@ -18,6 +18,7 @@ async def test_pool_gauges_follow_connections_in_use_and_open(settings: KitSetti
     client = create_redis(settings.model_copy(update={"service_name": service}))
     try:
         assert pool_gauge("redis_pool_connections_open", service) == 0
+        assert pool_gauge("redis_pool_connections_max", service) == 100  # redis-py's default
 
         # Three commands at once need three connections; each blocks on the
         # server for a moment, so the scrape below sees them checked out.

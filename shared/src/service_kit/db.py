@@ -51,6 +51,12 @@ DB_POOL_OPEN = Gauge(
     "Connections the pool holds open (idle or in use), by engine role.",
     ["service", "role"],
 )
+DB_POOL_MAX = Gauge(
+    "db_pool_connections_max",
+    "Connections the pool may open at most (size plus overflow): in use over this is "
+    "the pool's saturation.",
+    ["service", "role"],
+)
 
 ReadTarget = Literal["primary", "replica"]
 
@@ -241,6 +247,9 @@ def create_engine(url: str, settings: KitSettings, *, role: ReadTarget) -> Async
         DB_POOL_CHECKED_OUT.labels(settings.service_name, role).set_function(pool.checkedout)
         DB_POOL_OPEN.labels(settings.service_name, role).set_function(
             lambda: pool.checkedin() + pool.checkedout()
+        )
+        DB_POOL_MAX.labels(settings.service_name, role).set(
+            settings.db_pool_size + settings.db_max_overflow
         )
     return engine
 

@@ -26,6 +26,12 @@ REDIS_POOL_OPEN = Gauge(
     "Redis connections the client's pool holds open, idle or in use (read at scrape time).",
     ["service"],
 )
+REDIS_POOL_MAX = Gauge(
+    "redis_pool_connections_max",
+    "Redis connections the client's pool may open at most: in use over this is the "
+    "pool's saturation.",
+    ["service"],
+)
 
 
 def _connections_in_use(pool: ConnectionPool) -> int:
@@ -46,6 +52,7 @@ def export_pool_usage(client: Redis, service: str) -> None:
     pool = client.connection_pool
     REDIS_POOL_IN_USE.labels(service).set_function(lambda: _connections_in_use(pool))
     REDIS_POOL_OPEN.labels(service).set_function(lambda: _connections_open(pool))
+    REDIS_POOL_MAX.labels(service).set(pool.max_connections)
 
 
 def parse_sentinels(spec: str) -> list[tuple[str, int]]:
