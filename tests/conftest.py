@@ -44,6 +44,8 @@ class BulkWorkers:
         self.env = env
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.ports: dict[int, int] = {}
+        """Process id -> its WORKER_PORT (health and metrics)."""
 
     def start(self, **overrides: str) -> subprocess.Popen[bytes]:
         env = {**self.env, "WORKER_PORT": str(free_port()), **overrides}
@@ -59,6 +61,7 @@ class BulkWorkers:
         )
         self.processes.append(process)
         port = env["WORKER_PORT"]
+        self.ports[process.pid] = int(port)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -61,6 +61,8 @@ REVOKED_TOKENS = Counter(
     "Requests refused because their access token was revoked, by what revoked it.",
     ["scope"],
 )
+for _scope in ("session", "user"):
+    REVOKED_TOKENS.labels(_scope)  # exported at 0 before the first refusal
 REVOCATIONS_HELD = Gauge(
     "access_token_revocations_held",
     "Revocations this process holds in memory, by scope (session or user).",

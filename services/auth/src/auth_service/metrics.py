@@ -48,3 +48,10 @@ PASSWORD_RESET_REQUESTS = Counter(
     "rate_limited_address.",
     ["outcome"],
 )
+
+# Exported at 0 from the start: a dashboard or alert (LoginHashingShedding) reads
+# them before the first shed or reset, and increase() sees the first one.
+for _operation in ("login", "password_change", "password_reset", "user_create"):
+    PASSWORD_HASH_SHED.labels(_operation)
+for _outcome in ("issued", "not_issued", "failed", "rate_limited_email", "rate_limited_address"):
+    PASSWORD_RESET_REQUESTS.labels(_outcome)

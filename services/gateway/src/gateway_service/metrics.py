@@ -23,6 +23,7 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
+from service_kit.errors import ErrorCode
 
 if TYPE_CHECKING:
     from gateway_service.proxy.pool import ConnectionPool
@@ -52,6 +53,8 @@ BODY_TOO_LARGE = Counter(
 AUTH_REJECTIONS = Counter(
     "gateway_auth_rejections_total", "Requests refused with 401 by the gateway.", ["code"]
 )
+for _code in (ErrorCode.AUTH_TOKEN_INVALID, ErrorCode.AUTH_TOKEN_EXPIRED):
+    AUTH_REJECTIONS.labels(_code.value)  # exported at 0 before the first refusal
 RATE_LIMITED = Counter(
     "gateway_rate_limited_total", "Requests refused with 429 by the per-user limit."
 )

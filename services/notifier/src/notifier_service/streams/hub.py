@@ -44,6 +44,8 @@ OPEN_STREAMS = Gauge("notifier_streams_open", "Live notification streams open on
 STREAM_EVENTS = Counter(
     "notifier_stream_events_total", "Events sent down live streams, by event.", ["event"]
 )
+for _event in ("notification", "unread_count"):
+    STREAM_EVENTS.labels(_event)  # exported at 0 before the first stream
 LISTENER_RECONNECTS = Counter(
     "notifier_stream_listener_reconnects_total",
     "Times the stream hub's LISTEN connection was re-established.",

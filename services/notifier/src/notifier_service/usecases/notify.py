@@ -41,6 +41,8 @@ RECIPIENTS_UNKNOWN = Counter(
     "Recipients neither the read model nor auth knows, by kind (nothing stored for them).",
     ["kind"],
 )
+for _kind in NotificationKind:
+    RECIPIENTS_UNKNOWN.labels(_kind.value)  # exported at 0 before the first
 
 
 @dataclass(frozen=True, slots=True)
