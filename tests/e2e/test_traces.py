@@ -14,7 +14,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from bulk_support import create_exam, create_user, login, ok, upload, wait_for_job
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, E2E, bearer, running_suite
@@ -162,6 +165,20 @@ def wait_for_spans(
         time.sleep(0.2)
 
 
+def wait_for_log_lines(log: Path, *, trace_id: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The JSON lines of ``log`` that name ``trace_id``, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            orjson.loads(raw) for raw in log.read_bytes().splitlines() if trace_id.encode() in raw
+        ]
+        found = [line for line in lines if line.get("trace_id") == trace_id]
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"no line of {log.name} names trace {trace_id}"
+        time.sleep(0.2)
+
+
 def names(spans: list[ReceivedSpan]) -> list[str]:
     return sorted(f"{s.service}:{s.name}" for s in spans)
 
@@ -209,7 +226,14 @@ def test_one_publication_is_one_trace_from_the_gateway_via_results_and_the_broke
             }
         ]
         ok(admin.put(f"/api/v1/exams/{exam['id']}/marks", json={"marks": marks}))
-        ok(admin.post(f"/api/v1/exams/{exam['id']}/results/generate"))
+        generation_trace, _, generation_traceparent = caller_context()
+        request_id = f"traces-e2e-{generation_trace[:12]}"
+        ok(
+            admin.post(
+                f"/api/v1/exams/{exam['id']}/results/generate",
+                headers={**generation_traceparent, "X-Request-ID": request_id},
+            )
+        )
         trace_id, caller_span, traceparent = caller_context()
         ok(admin.post(f"/api/v1/exams/{exam['id']}/publish", headers=traceparent))
 
@@ -237,6 +261,16 @@ def test_one_publication_is_one_trace_from_the_gateway_via_results_and_the_broke
     # published it from its own loop, after the request had ended.
     assert parent_of(spans, producer).service == "results"
     assert any(s.service == "results" and s.name.startswith(("SELECT", "INSERT")) for s in spans)
+    # One server span per process the request crossed: FastAPI's own is off.
+    servers = [s.service for s in spans if s.kind == SERVER]
+    assert (servers.count("gateway"), servers.count("results")) == (1, 1), servers
+
+    # The log line of the generation names its request's trace, beside the request id.
+    assert e2e.suite.log_dir is not None
+    results_log = e2e.suite.log_dir / "results.log"
+    [line] = wait_for_log_lines(results_log, trace_id=generation_trace)
+    assert line["request_id"] == request_id
+    assert "generation" in line["msg"]
 
 
 def test_one_marks_import_is_one_trace_through_bulk_results_and_the_notifier(
