@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from gateway_fakes import AUDIENCE, ISSUER, FakeUpstreams, SigningKey, free_port
 from gateway_service.main import create_app
 from gateway_service.settings import GatewaySettings
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from service_kit.testing_traces import recorded_spans
 from service_kit.tracing import TracingMiddleware
 
@@ -90,3 +90,29 @@ async def test_with_tracing_off_the_gateway_is_not_wrapped_and_makes_no_span(
     async with echoed_by_upstream(settings, signing_key.token()) as echoed:
         # Passed on as it came: the gateway has no span of its own to put there.
         assert echoed["traceparent"] == [CALLER_TRACEPARENT]
+
+
+async def test_an_unreachable_upstream_is_a_failed_client_span(
+    settings: GatewaySettings, signing_key: SigningKey
+) -> None:
+    down = settings.model_copy(update={"notifier_url": f"http://127.0.0.1:{free_port()}"})
+    with recorded_spans() as spans:
+        app = create_app(down)
+        async with LifespanManager(app) as started:  # type: ignore[arg-type]
+            transport = httpx.ASGITransport(app=started.app)  # type: ignore[arg-type]
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                answer = await client.get(
+                    "/api/v1/notifications",
+                    headers={"Authorization": f"Bearer {signing_key.token()}"},
+                )
+        assert answer.status_code == 503
+
+    [client_span] = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind == SpanKind.CLIENT and s.attributes and s.attributes.get("peer.service")
+    ]
+    assert client_span.attributes is not None
+    assert client_span.attributes["peer.service"] == "notifier"
+    assert client_span.status.status_code == StatusCode.ERROR
+    assert [e.name for e in client_span.events] == ["exception"]

@@ -21,6 +21,9 @@ any proxy in front (``X-Accel-Buffering: no``, ``Cache-Control: no-cache`` unles
 the upstream set one). And :meth:`UpstreamProxy.end_streams` ends the open ones
 when the process is asked to stop, so they do not hold a rolling update for
 the whole graceful shutdown (ADR 0016).
+
+With tracing on, each exchange is a CLIENT span whose context the upstream gets
+as its ``traceparent`` (:mod:`gateway_service.proxy.spans`, ADR 0021).
 """
 
 from __future__ import annotations
@@ -30,11 +33,10 @@ import contextlib
 import logging
 import time
 
-from opentelemetry import trace
 from prometheus_client import Counter
 from service_kit.context import current_request_id
 from service_kit.errors import ErrorCode
-from service_kit.tracing import trace_headers, tracing_enabled
+from service_kit.tracing import tracing_enabled
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway_service.metrics import UpstreamMetrics
@@ -54,6 +56,7 @@ from gateway_service.proxy.headers import (
 )
 from gateway_service.proxy.pool import ConnectionPool, Origin
 from gateway_service.proxy.response import UpstreamResponse
+from gateway_service.proxy.spans import record_answer, record_failure, upstream_span
 from gateway_service.responses import send_error
 from gateway_service.routing import Route
 from gateway_service.settings import GatewaySettings
@@ -70,9 +73,6 @@ _RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 _NO_BUFFERING = (b"x-accel-buffering", b"no")
 _NO_CACHE = (b"cache-control", b"no-cache")
-_TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
-
-tracer = trace.get_tracer("gateway_service.proxy")
 
 
 class UpstreamProxy:
@@ -183,24 +183,10 @@ class UpstreamProxy:
                 scope, receive, send, route, target, headers, outgoing, body, length
             )
             return
-        pool = self._pools[route.upstream]
-        with tracer.start_as_current_span(
-            f"{method} {route.path}",
-            kind=trace.SpanKind.CLIENT,
-            attributes={
-                "http.request.method": method,
-                "http.route": route.path,
-                "server.address": pool.origin.host,
-                "server.port": pool.origin.port,
-                "peer.service": route.upstream,
-            },
-        ):
-            # The client's own trace context (the server span's parent) is replaced
-            # by this span's, so the upstream's span is a child of this exchange.
-            headers = [h for h in headers if h[0] not in _TRACE_CONTEXT]
-            headers += [(k.encode(), v.encode()) for k, v in trace_headers().items()]
+        origin = self._pools[route.upstream].origin
+        with upstream_span(method, route, origin, headers) as traced_headers:
             await self._exchange(
-                scope, receive, send, route, target, headers, outgoing, body, length
+                scope, receive, send, route, target, traced_headers, outgoing, body, length
             )
 
     async def _exchange(
@@ -243,10 +229,7 @@ class UpstreamProxy:
             return
         upstream_metrics.latency.observe(time.perf_counter() - started)
         if self._tracing:
-            span = trace.get_current_span()
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(trace.StatusCode.ERROR)
+            record_answer(response.status)
         if route.stream:
             self._streams.add(response)
             if self._ending:
@@ -259,9 +242,7 @@ class UpstreamProxy:
 
     def _trace_failure(self, exc: UpstreamError) -> None:
         if self._tracing:
-            span = trace.get_current_span()
-            span.record_exception(exc)
-            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+            record_failure(exc)
 
     def _timeouts_of(self, route: Route) -> ExchangeTimeouts:
         if route.stream:
