@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,13 +57,6 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "
         time.sleep(0.1)
 
 
-def worker_port(process: subprocess.Popen[bytes]) -> int:
-    """The ``WORKER_PORT`` a bulk worker was started with (BulkWorkers picks a free one)."""
-    environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
-    [port] = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"WORKER_PORT=")]
-    return int(port)
-
-
 def metrics_targets(e2e: E2E) -> list[tuple[str, str, str]]:
     """(process, service, URL) of every process of the suite: each API on its own port,
     the gateway on its metrics port, each bulk worker on its worker port."""
@@ -77,7 +69,7 @@ def metrics_targets(e2e: E2E) -> list[tuple[str, str, str]]:
             url = f"{e2e.suite.url(name)}/metrics"
         targets.append((name, name, url))
     for process in e2e.bulk_workers.alive():
-        url = f"http://127.0.0.1:{worker_port(process)}/metrics"
+        url = f"http://127.0.0.1:{e2e.bulk_workers.ports[process.pid]}/metrics"
         targets.append((f"bulk-worker-{process.pid}", "bulk", url))
     return targets
 
