@@ -95,10 +95,17 @@ def fail_unless(response: ResponseContextManager, ok: bool, message: str) -> boo
 
 
 def _excerpt(response: ResponseContextManager) -> str:
+    """What the answer says, without its request id (the report groups equal messages)."""
     text = response.text or ""
-    if response.status_code == 429 and "AUTH_RATE_LIMITED" in text:
+    try:
+        error = json.loads(text)["error"]
+        said = f"{error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return " ".join(text.split())[:200]
+    if error["code"] == "AUTH_RATE_LIMITED":
         return RATE_LIMIT_HINT
-    return " ".join(text.split())[:200]
+    retry_after = response.headers.get("Retry-After") if response.headers else None
+    return said + (f" (Retry-After {retry_after})" if retry_after else "")
 
 
 class SignedIn(FastHttpUser):
