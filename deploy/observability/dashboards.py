@@ -283,6 +283,24 @@ def messaging_rows(board: Board, jobs: str) -> None:
     sel = f'job=~"{jobs}"'
     board.row("Messaging")
     board.graph(
+        "Queue depth (ready in the broker)",
+        "short",
+        [
+            q(f'max by (queue) (messages_queue_ready{{{sel}, kind="work"}})', "{{queue}}"),
+            q(
+                f'max by (queue) (messages_queue_ready{{{sel}, kind="dead_letter"}})',
+                "{{queue}} dead letters",
+            ),
+        ],
+        "Messages waiting in the work and dead-letter queues of this service's consumers.",
+    )
+    board.graph(
+        "Consumers attached",
+        "short",
+        [q(f"max by (queue) (messages_queue_consumers{{{sel}}})", "{{queue}}")],
+        "Consumers RabbitMQ counts on each work queue (one per consuming process).",
+    )
+    board.graph(
         "Messages handled by queue and outcome",
         "ops",
         [
@@ -463,6 +481,19 @@ def overview() -> Board:
     )
     board.row("Messaging")
     board.graph(
+        "Queue depth (ready in the broker)",
+        "short",
+        [q('max by (queue) (messages_queue_ready{kind="work"})', "{{queue}}")],
+        "Messages waiting in each consumer's work queue, as RabbitMQ counts them (alert "
+        "ConsumerStalled when they wait and nothing is handled).",
+    )
+    board.graph(
+        "Dead-letter queue depth",
+        "short",
+        [q('max by (queue) (messages_queue_ready{kind="dead_letter"})', "{{queue}}")],
+        "Messages parked in each consumer's dead-letter queue (alert DeadLetterQueueGrowing).",
+    )
+    board.graph(
         "Messages in process by handler",
         "short",
         [
@@ -471,7 +502,7 @@ def overview() -> Board:
                 "{{job}} {{handler}}",
             )
         ],
-        "Messages received and not yet settled, the consumers' share of the queues.",
+        "Messages received and not yet settled.",
         width=8,
     )
     board.graph(

@@ -166,6 +166,12 @@ class KitSettings(BaseSettings):
     consumer_prefetch: int = Field(
         16, ge=1, le=1000, description="Unacknowledged deliveries per consumer (bounded prefetch)."
     )
+    queue_depth_poll_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How often a consuming process reads its queues' depth from the broker "
+        "(messages_queue_ready, messages_queue_consumers).",
+    )
     worker_host: str = Field(
         "127.0.0.1", description="Address a worker process serves health and metrics on."
     )

@@ -33,6 +33,7 @@ from prometheus_client import REGISTRY
 
 from service_kit.db import Database
 from service_kit.messaging.consumer import EventConsumer
+from service_kit.messaging.depth import QueueDepthPoller
 from service_kit.messaging.topology import (
     QueueSpec,
     declare_consumer_queues,
@@ -75,6 +76,7 @@ class EventBroker:
         )
         self._consumers: list[EventConsumer] = []
         self._started = False
+        self._depth: QueueDepthPoller | None = None
 
     @property
     def consumers(self) -> tuple[EventConsumer, ...]:
@@ -138,6 +140,13 @@ class EventBroker:
         await self.declare_topology()
         await self.broker.start()
         self._started = True
+        # messages_queue_ready/consumers: what waits in the broker (depth.py).
+        self._depth = QueueDepthPoller(
+            self._url,
+            [(c.spec.name, c.names) for c in self._consumers],
+            interval=self.settings.queue_depth_poll_seconds,
+        )
+        self._depth.start()
         log.info("consuming from %s", ", ".join(c.names.work for c in self._consumers) or "-")
 
     async def stop(self) -> None:
@@ -146,6 +155,9 @@ class EventBroker:
         Messages prefetched but not started are never acknowledged, so the
         broker hands them to another replica when the channel closes.
         """
+        if self._depth is not None:
+            await self._depth.stop()
+            self._depth = None
         await self.broker.stop()
         self._started = False
 
