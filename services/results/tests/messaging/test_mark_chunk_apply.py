@@ -186,3 +186,60 @@ async def test_dry_run_and_all_or_nothing_count_without_writing(
     async with db.read_session() as session:
         count = (await session.execute(text("SELECT count(*) FROM results.marks"))).scalar_one()
     assert count == 2
+
+
+async def test_new_and_stored_marks_of_one_student_in_one_chunk(
+    client: AsyncClient, db: Database, admin: Caller
+) -> None:
+    # A student's stored marks are read once per student (ADR 0023): a chunk that
+    # inserts one subject and updates another of the same student, beside a
+    # student with nothing stored, writes and audits each row exactly once.
+    exam_id = await _exam(client, admin)
+    ids = await seed_students(db, ["N1", "N2"])
+    await _apply(db, _chunk(exam_id, admin, [_row(2, "N1", "MATH", "present", "30")]))
+    chunk = _chunk(
+        exam_id,
+        admin,
+        [_row(2, "N2", "PHYS", "present", "12"),  # nothing stored for N2
+         _row(3, "N1", "PHYS", "exempt"),  # new for N1
+         _row(4, "N1", "MATH", "present", "31.5"),  # stored 30 -> 31.5
+         _row(5, "N2", "MATH", "absent")],
+        chunk_no=1,
+    )  # fmt: skip
+    answer = await _apply(db, chunk)
+    assert (answer.applied, answer.rows_ok, answer.rows_unchanged, answer.rows_failed) == (
+        True, 4, 0, 0,
+    )  # fmt: skip
+    async with db.read_session() as session:
+        stored = (
+            await session.execute(
+                text("SELECT student_id, subject_code, status, mark FROM results.marks")
+            )
+        ).all()
+        audit = (
+            await session.execute(
+                text(
+                    "SELECT student_id, subject_code, old_status, old_mark, new_status, new_mark "
+                    "FROM results.mark_audit WHERE job_id = :j"
+                ),
+                {"j": chunk.job_id},
+            )
+        ).all()
+    assert sorted(tuple(r) for r in stored) == sorted(
+        [
+            (ids["N1"], "MATH", "present", Decimal("31.50")),
+            (ids["N1"], "PHYS", "exempt", None),
+            (ids["N2"], "MATH", "absent", None),
+            (ids["N2"], "PHYS", "present", Decimal("12.00")),
+        ]
+    )
+    assert sorted(tuple(a) for a in audit) == sorted(
+        [
+            (ids["N1"], "MATH", "present", Decimal("30.00"), "present", Decimal("31.50")),
+            (ids["N1"], "PHYS", None, None, "exempt", None),
+            (ids["N2"], "MATH", None, None, "absent", None),
+            (ids["N2"], "PHYS", None, None, "present", Decimal("12.00")),
+        ]
+    )
+    again = await _apply(db, _chunk(exam_id, admin, chunk.model_dump(mode="json")["rows"]))
+    assert (again.rows_ok, again.rows_unchanged) == (0, 4)

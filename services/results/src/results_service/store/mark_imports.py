@@ -82,15 +82,21 @@ class ChunkApplied:
 # One statement validates the chunk, writes its valid changed rows (when told
 # to) and their audit, and counts. The rows come in as arrays (unnest WITH
 # ORDINALITY: ``pos`` is the row's 1-based place in the chunk); students are
-# matched by number in the read model; the subjects (code, max_mark) are bound
-# from the exam read under its lock, so SQL and the problems told in Python see
-# the same definition. Every part of the statement sees the snapshot from
-# before it: ``previous`` holds the stored marks, so the rows to write (valid
-# and different) are known before writing, and their audit rows (old values
-# included) come from the same rows, without a join back. Under the exam's row
-# lock nobody else writes these marks, so what is written is exactly ``todo``
-# (the caller checks it: ``written`` must equal ``audited``).
+# matched by number in the read model, each distinct number once, and with it
+# come that student's stored marks in this exam (``known``: two index probes
+# per student, not two per row, ADR 0023); the subjects (code, max_mark) are
+# bound from the exam read under its lock, so SQL and the problems told in
+# Python see the same definition. Every part of the statement sees the
+# snapshot from before it: the stored marks are read before writing, so the
+# rows to write (valid and different) are known before writing, and their
+# audit rows (old values included) come from the same rows, without a join
+# back. Under the exam's row lock nobody else writes these marks, so what is
+# written is exactly ``todo`` (the caller checks it: ``written`` must equal
+# ``audited``).
 # Only module constants are spliced in (the schema name); values are bound.
+# The statement runs as a prepared statement whose generic plan guesses 10
+# rows for each unnest: its shape must not depend on estimates (probes under
+# LATERAL ... LIMIT or an aggregate, a MATERIALIZED CTE for what is joined).
 _APPLY_CHUNK = f"""
 WITH incoming AS (
     SELECT * FROM unnest(
@@ -105,22 +111,42 @@ subject AS (
     SELECT * FROM unnest(CAST(:subject_list AS text[]), CAST(:max_marks AS numeric[]))
         AS s(code, max_mark)
 ),
+-- Each student of the chunk once (a chunk holds all the subjects of most of its
+-- students): LATERAL ... LIMIT 1, one index probe per number whatever the
+-- table's size (a hash join would read every student); then the student's
+-- stored marks in this exam by one probe of the primary key's (exam_id,
+-- student_id) prefix, as arrays (an aggregate: always one row, NULLs if none).
+-- MATERIALIZED: the probes run once, whatever join the planner picks below (a
+-- generic plan guesses 10 rows for an unnest).
+known AS MATERIALIZED (
+    SELECT n.student_number, st.user_id, sm.codes, sm.statuses, sm.marks
+    FROM (SELECT DISTINCT student_number FROM incoming WHERE student_number <> '') AS n
+    CROSS JOIN LATERAL (
+        SELECT s.user_id FROM {SCHEMA}.students AS s
+        WHERE s.student_number = n.student_number
+        LIMIT 1
+    ) AS st
+    CROSS JOIN LATERAL (
+        SELECT array_agg(m.subject_code) AS codes, array_agg(m.status) AS statuses,
+               array_agg(m.mark) AS marks
+        FROM {SCHEMA}.marks AS m
+        WHERE m.exam_id = :exam_id AND m.student_id = st.user_id
+    ) AS sm
+),
 resolved AS (
     SELECT i.pos, i.student_number, i.subject_code, i.status, i.mark, i.mark_refused,
-           st.user_id AS student_id, sub.max_mark,
-           count(*) OVER (PARTITION BY i.student_number, i.subject_code) AS copies
+           kn.user_id AS student_id, sub.max_mark,
+           count(*) OVER (PARTITION BY i.student_number, i.subject_code) AS copies,
+           kn.statuses, kn.marks AS stored_marks,
+           array_position(kn.codes, i.subject_code) AS at
     FROM incoming AS i
-    -- LATERAL ... LIMIT 1: one index probe per row, whatever the table's size
-    -- (a hash join would read every student, or every mark of the exam).
-    LEFT JOIN LATERAL (
-        SELECT s.user_id FROM {SCHEMA}.students AS s
-        WHERE s.student_number = i.student_number AND i.student_number <> ''
-        LIMIT 1
-    ) AS st ON true
+    LEFT JOIN known AS kn ON kn.student_number = i.student_number
     LEFT JOIN subject AS sub ON sub.code = i.subject_code
 ),
 checked AS (
-    SELECT r.*, m.status AS old_status, m.mark AS old_mark, m.exam_id IS NOT NULL AS stored,
+    SELECT r.pos, r.student_number, r.subject_code, r.status, r.mark, r.student_id, r.copies,
+        r.statuses[r.at] AS old_status, r.stored_marks[r.at] AS old_mark,
+        r.at IS NOT NULL AS stored,
         (r.student_id IS NOT NULL AND r.max_mark IS NOT NULL AND r.copies = 1
          AND NOT r.mark_refused
          AND CASE r.status
@@ -131,12 +157,6 @@ checked AS (
              ELSE false
              END) AS valid
     FROM resolved AS r
-    LEFT JOIN LATERAL (
-        SELECT m.exam_id, m.status, m.mark FROM {SCHEMA}.marks AS m
-        WHERE m.exam_id = :exam_id AND m.student_id = r.student_id
-          AND m.subject_code = r.subject_code
-        LIMIT 1
-    ) AS m ON true
 ),
 go AS (
     SELECT CAST(:write AS boolean)
@@ -148,11 +168,24 @@ todo AS (
     WHERE go.ok AND c.valid
       AND NOT (c.stored AND (c.old_status, c.old_mark) IS NOT DISTINCT FROM (c.status, c.mark))
 ),
-written AS (
+-- New marks: a plain INSERT. Under the exam's row lock nobody else writes this
+-- exam's marks, so a key absent from the snapshot is still absent (were it
+-- not, the unique key would fail the statement: nothing is half-applied).
+-- ON CONFLICT would probe the primary key once more per row before inserting.
+-- In key order: consecutive rows go to the same or the next index pages.
+inserted AS (
+    INSERT INTO {SCHEMA}.marks
+        (exam_id, student_id, subject_code, status, mark, updated_at, updated_by)
+    SELECT :exam_id, student_id, subject_code, status, mark, now(), :changed_by
+    FROM todo WHERE NOT stored
+    ORDER BY student_id, subject_code
+    RETURNING 1
+),
+updated AS (
     INSERT INTO {SCHEMA}.marks AS m
         (exam_id, student_id, subject_code, status, mark, updated_at, updated_by)
     SELECT :exam_id, student_id, subject_code, status, mark, now(), :changed_by
-    FROM todo
+    FROM todo WHERE stored
     ON CONFLICT (exam_id, student_id, subject_code) DO UPDATE
         SET status = excluded.status,
             mark = excluded.mark,
@@ -172,7 +205,7 @@ audited AS (
 )
 SELECT
     (SELECT ok FROM go) AS applied,
-    (SELECT count(*) FROM written) AS written,
+    (SELECT count(*) FROM inserted) + (SELECT count(*) FROM updated) AS written,
     (SELECT count(*) FROM audited) AS audited,
     count(*) FILTER (WHERE valid) AS valid,
     count(*) FILTER (
