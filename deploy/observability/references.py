@@ -72,6 +72,47 @@ def selectors(expr: str) -> list[tuple[str, frozenset[str]]]:
     return found
 
 
+Matcher = tuple[str, str, str]
+"""(label, operator, value): ``=``, ``!=``, ``=~`` or ``!~``."""
+_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
+
+
+def selector_matchers(expr: str) -> list[tuple[str, list[Matcher]]]:
+    """(metric name, its label matchers) of every vector selector in ``expr``."""
+    found = []
+    for node in _walk(promql_parser.parse(_GRAFANA_DURATIONS.sub("5m", expr))):
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            found.append(
+                (node.name, [(m.name, _OPS[str(m.op)], m.value) for m in node.matchers.matchers])
+            )
+    return found
+
+
+def matches(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
+    """Whether a series with ``labels`` is selected (regexes anchored, as in PromQL)."""
+    for label, op, value in matchers:
+        actual = labels.get(label, "")
+        if op == "=" and actual != value:
+            return False
+        if op == "!=" and actual == value:
+            return False
+        if op == "=~" and not re.fullmatch(value, actual):
+            return False
+        if op == "!~" and re.fullmatch(value, actual):
+            return False
+    return True
+
+
+def slo_selectors() -> list[tuple[str, str, list[Matcher]]]:
+    """(rule, metric, matchers) of the gateway's SLO recording rules."""
+    (group,) = (g for g in rule_groups() if g["name"] == "gateway-slo.rules")
+    return [
+        (rule["record"], metric, found)
+        for rule in group["rules"]
+        for metric, found in selector_matchers(str(rule["expr"]))
+    ]
+
+
 def rule_groups() -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
     return groups

@@ -69,6 +69,15 @@ def exported(texts: dict[str, str]) -> dict[str, set[str]]:
     return found
 
 
+def samples(texts: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (sample.name, dict(sample.labels))
+        for text in texts.values()
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
 def scrape(e2e: E2E) -> dict[str, str]:
     texts = {}
     for process, url in scrape_urls(e2e).items():
@@ -136,6 +145,24 @@ def test_every_metric_of_the_dashboards_and_rules_is_exported(
             break
         time.sleep(1)
     assert problems == [], "used by a dashboard or rule, not exported:\n" + "\n".join(problems)
+
+    # The SLOs by value too: the workload's own gateway requests are selected (routes,
+    # service, the le="0.5" bucket boundary); only the 5xx matcher may find nothing.
+    scraped = samples(scrape(e2e))
+    empty = sorted(
+        {
+            f"{rule}: {metric}{{{', '.join(f'{label}{op}{v!r}' for label, op, v in found)}}}"
+            for rule, metric, found in references.slo_selectors()
+            if not any(
+                name == metric
+                and references.matches([m for m in found if m[0] != "status"], labels)
+                for name, labels in scraped
+            )
+        }
+    )
+    assert empty == [], "SLO selectors that select nothing the gateway exports:\n" + "\n".join(
+        empty
+    )
 
 
 def test_the_check_sees_a_missing_metric_and_a_missing_label() -> None:
