@@ -1,7 +1,12 @@
 """The load test in `make test`: seeds a tiny results day through the session's gateway,
 runs locust headless for a few seconds as `make loadtest` does, and holds it to zero
-failures and its thresholds; then shows that the thresholds can fail a run (a p95
-bound no request can meet, and body checks that a 200 does not pass)."""
+failures; then shows that the thresholds can fail a run (a p95 bound no request can
+meet, and body checks that a 200 does not pass).
+
+The smoke run's p95 bounds are loose (SMOKE_THRESHOLDS): ten seconds of twelve users
+on a machine busy with the rest of `make test` say nothing about latency, and a
+flaky bound would teach people to ignore the test. The shipped bounds are for
+`make loadtest`; tests/loadtests checks that they load."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import pytest
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, E2E, ROOT
 
 pytestmark = pytest.mark.e2e
+
+SMOKE_THRESHOLDS = "max_failure_ratio = 0.0\n[p95_ms]\ndefault = 10000\n"
 
 
 def run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -113,7 +120,9 @@ def test_a_short_mixed_run_has_no_failures_and_holds_its_thresholds(
     e2e: E2E, credentials: Path, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
-    result = locust(e2e, credentials, reports, 10)
+    bounds = tmp_path / "thresholds.toml"
+    bounds.write_text(SMOKE_THRESHOLDS)
+    result = locust(e2e, credentials, reports, 10, "--thresholds", str(bounds))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert "thresholds held" in output
