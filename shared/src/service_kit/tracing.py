@@ -106,7 +106,11 @@ def instrument_libraries(provider: TracerProvider) -> None:
     # engine events it hooks are unchanged, and test_kit_tracing proves the spans.
     SQLAlchemyInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
     RedisInstrumentor().instrument(tracer_provider=provider)
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=provider,
+        request_hook=_drop_query_of_client_span,
+        async_request_hook=_async_drop_query_of_client_span,
+    )
     _instrumented = True
 
 
@@ -123,6 +127,41 @@ def uninstrument_libraries() -> None:
     RedisInstrumentor().uninstrument()
     HTTPXClientInstrumentor().uninstrument()
     _instrumented = False
+
+
+# Query strings hold what a span must not: a user search's ``q=`` is often an email
+# address, and a trace backend keeps spans longer, and shows them to more people,
+# than our logs (which never hold a query string). Paths stay: ids are not secrets.
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
+_QUERY_ATTRIBUTES = ("url.query",)
+QUERY_REDACTED = "REDACTED"
+
+
+def drop_query_strings(span: Span) -> None:
+    """Cuts the query string off every URL attribute of ``span`` (the instrumentations
+    set them before their hooks run; an attribute cannot be removed, only replaced)."""
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(key, value.split("?", 1)[0])
+    for key in _QUERY_ATTRIBUTES:
+        if attributes.get(key):
+            span.set_attribute(key, QUERY_REDACTED)
+
+
+def _drop_query_of_server_span(span: Span, scope: dict[str, Any]) -> None:
+    drop_query_strings(span)
+
+
+def _drop_query_of_client_span(span: Span, request: Any) -> None:
+    drop_query_strings(span)
+
+
+async def _async_drop_query_of_client_span(span: Span, request: Any) -> None:
+    drop_query_strings(span)
 
 
 def _method_only(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -170,6 +209,7 @@ class TracingMiddleware:
             default_span_details=_method_only,
             # One span per request, not one more per body chunk read or written.
             exclude_spans=["receive", "send"],
+            server_request_hook=_drop_query_of_server_span,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
