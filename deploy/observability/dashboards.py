@@ -350,8 +350,8 @@ def jobs_and_locks_rows(board: Board, jobs: str) -> None:
         "ops",
         [
             q(
-                f"sum by (exported_job, outcome) (rate(periodic_job_runs_total{{{sel}}}[{RATE}]))",
-                "{{exported_job}} {{outcome}}",
+                f"sum by (periodic_job, outcome) (rate(periodic_job_runs_total{{{sel}}}[{RATE}]))",
+                "{{periodic_job}} {{outcome}}",
             )
         ],
         "skipped: another replica held the job's lease.",
@@ -361,9 +361,9 @@ def jobs_and_locks_rows(board: Board, jobs: str) -> None:
         "s",
         [
             q(
-                f"time() - max by (exported_job) "
+                f"time() - max by (periodic_job) "
                 f"(periodic_job_last_success_timestamp_seconds{{{sel}}} > 0)",
-                "{{exported_job}}",
+                "{{periodic_job}}",
             )
         ],
     )

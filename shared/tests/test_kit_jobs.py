@@ -13,12 +13,12 @@ from sqlalchemy import text
 
 
 def runs(job: str, outcome: str) -> float:
-    value = REGISTRY.get_sample_value("periodic_job_runs_total", {"job": job, "outcome": outcome})
+    value = REGISTRY.get_sample_value("periodic_job_runs_total", {"periodic_job": job, "outcome": outcome})
     return value or 0.0
 
 
 def last_success(job: str) -> float:
-    value = REGISTRY.get_sample_value("periodic_job_last_success_timestamp_seconds", {"job": job})
+    value = REGISTRY.get_sample_value("periodic_job_last_success_timestamp_seconds", {"periodic_job": job})
     return value or 0.0
 
 
@@ -242,12 +242,12 @@ def test_a_job_exports_its_interval_and_zero_runs_before_the_first(unique: str) 
 
     PeriodicJobs([PeriodicJob(f"interval-{unique}", work, interval_seconds=42)])
     interval = REGISTRY.get_sample_value(
-        "periodic_job_interval_seconds", {"job": f"interval-{unique}"}
+        "periodic_job_interval_seconds", {"periodic_job": f"interval-{unique}"}
     )
     assert interval == 42
     # Present from the start, so an alert's increase() sees the first failure.
     for outcome in ("ok", "failed"):
         value = REGISTRY.get_sample_value(
-            "periodic_job_runs_total", {"job": f"interval-{unique}", "outcome": outcome}
+            "periodic_job_runs_total", {"periodic_job": f"interval-{unique}", "outcome": outcome}
         )
         assert value == 0

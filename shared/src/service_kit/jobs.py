@@ -43,24 +43,24 @@ log = logging.getLogger(__name__)
 JOB_RUNS = Counter(
     "periodic_job_runs_total",
     "Runs of periodic jobs by outcome: ok, failed, or skipped (another replica held the lease).",
-    ["job", "outcome"],
+    ["periodic_job", "outcome"],
 )
 JOB_DURATION = Histogram(
     "periodic_job_duration_seconds",
     "Duration of one run of a periodic job (runs that did the work only).",
-    ["job"],
+    ["periodic_job"],
     buckets=(0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800),
 )
 JOB_LAST_SUCCESS = Gauge(
     "periodic_job_last_success_timestamp_seconds",
     "Unix time of the last successful run of a periodic job (0 until the first).",
-    ["job"],
+    ["periodic_job"],
 )
 JOB_INTERVAL = Gauge(
     "periodic_job_interval_seconds",
     "The interval a periodic job is scheduled at (before jitter): an alert compares the "
     "age of its last success with it.",
-    ["job"],
+    ["periodic_job"],
 )
 
 JobRun = Callable[[], Awaitable[object]]
