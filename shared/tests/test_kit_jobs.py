@@ -13,12 +13,16 @@ from sqlalchemy import text
 
 
 def runs(job: str, outcome: str) -> float:
-    value = REGISTRY.get_sample_value("periodic_job_runs_total", {"periodic_job": job, "outcome": outcome})
+    value = REGISTRY.get_sample_value(
+        "periodic_job_runs_total", {"periodic_job": job, "outcome": outcome}
+    )
     return value or 0.0
 
 
 def last_success(job: str) -> float:
-    value = REGISTRY.get_sample_value("periodic_job_last_success_timestamp_seconds", {"periodic_job": job})
+    value = REGISTRY.get_sample_value(
+        "periodic_job_last_success_timestamp_seconds", {"periodic_job": job}
+    )
     return value or 0.0
 
 
