@@ -7,8 +7,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_kit.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
-from service_kit.errors import ErrorCode
-from service_kit.handlers import envelope_response
+from service_kit.handlers import unexpected_error_response
 
 log = logging.getLogger("service_kit.errors")
 
@@ -73,7 +72,8 @@ class RequestIdMiddleware:
 
 
 class UnhandledErrorMiddleware:
-    """Answers ``INTERNAL`` in the envelope for anything the handlers did not map.
+    """Answers ``INTERNAL`` in the envelope for anything the handlers did not map
+    (``UPSTREAM_UNAVAILABLE`` when it is the database that cannot serve).
 
     Starlette hands unmapped exceptions to its outermost ServerErrorMiddleware,
     which runs after our request-id context is gone; catching them here keeps
@@ -98,10 +98,12 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, send_tracking)
         except Exception as exc:
-            log.error(
-                "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
-            )
             if started:
+                log.error(
+                    "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+                )
                 raise
-            response = envelope_response(500, ErrorCode.INTERNAL)
+            response = unexpected_error_response(
+                str(scope.get("method")), str(scope.get("path")), exc
+            )
             await response(scope, receive, send)

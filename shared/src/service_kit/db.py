@@ -24,7 +24,8 @@ from prometheus_client import Gauge
 from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -90,6 +91,47 @@ def sqlstate_of(exc: BaseException | None) -> str | None:
         inner = getattr(exc, "orig", None) or getattr(exc, "driver_exception", None)
         exc = inner if isinstance(inner, BaseException) else exc.__cause__
     return None
+
+
+# SQLSTATEs that say the server cannot serve us now, not that a statement is wrong:
+# class 08 (connection exception), too many connections, and a server shutting down,
+# crashed or still starting. Answered 503 with Retry-After, never 500: the caller's
+# request was fine and will succeed later (API.md: an upstream that is down gets 503).
+_UNAVAILABLE_CLASS = "08"
+_UNAVAILABLE_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) means the database cannot be reached or is
+    full, as opposed to a fault of the statement or of our code.
+
+    Covers a refused or dropped connection, the server's "too many clients", a
+    shutdown or start-up in progress, and our own pool timing out (every connection
+    busy for ``DB_POOL_TIMEOUT_SECONDS``).
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (
+            state.startswith(_UNAVAILABLE_CLASS) or state in _UNAVAILABLE_STATES
+        ):
+            return True
+        if isinstance(current, PoolTimeoutError | ConnectionError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        inner = getattr(current, "orig", None) or getattr(current, "driver_exception", None)
+        pending += [
+            inner if isinstance(inner, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
+    return False
 
 
 def _discard_connection_on_demoted_primary(ctx: ExceptionContext) -> None:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from service_kit.context import current_request_id
+from service_kit.db import database_unavailable
 from service_kit.detail_codes import PARSING_CODES
 from service_kit.errors import DetailCode, ErrorCode, ErrorDetail, ServiceError, error_body
 
@@ -158,14 +159,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return envelope_response(exc.status_code, code, None, (), headers or None)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def unexpected_error_response(method: str, path: str, exc: BaseException) -> Response:
+    """The answer (and the log line) for an exception no handler mapped."""
+    if database_unavailable(exc):
+        # The database is down, restarting or full ("too many clients"): the request
+        # was fine, so 503 with Retry-After as for any upstream, not a 500 that says
+        # our code is broken (and pages someone for it).
+        log.warning("database unavailable on %s %s: %s", method, path, type(exc).__name__)
+        return envelope_response(
+            503,
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     log.error(
-        "unhandled error on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=(type(exc), exc, exc.__traceback__),
+        "unhandled error on %s %s", method, path, exc_info=(type(exc), exc, exc.__traceback__)
     )
     return envelope_response(500, ErrorCode.INTERNAL)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    return unexpected_error_response(request.method, request.url.path, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
