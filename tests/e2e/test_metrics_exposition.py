@@ -10,10 +10,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from bulk_support import (
     PASSWORD,
@@ -26,25 +24,13 @@ from bulk_support import (
     wait_for_job,
 )
 from conftest import E2E, bearer
-from prometheus_client.parser import text_string_to_metric_families
+from metrics_support import Scrape, scrape_all
 from prometheus_client.samples import Sample
 
 pytestmark = pytest.mark.e2e
 
 PROMTOOL = shutil.which("promtool")
 UUID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
-
-
-@dataclass(frozen=True)
-class Scrape:
-    process: str
-    """Which process answered, e.g. ``results`` or ``bulk-worker-4242``."""
-    service: str
-    """The service it belongs to (a bulk worker belongs to ``bulk``)."""
-    text: str
-
-    def samples(self) -> list[Sample]:
-        return [s for f in text_string_to_metric_families(self.text) for s in f.samples]
 
 
 def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
@@ -55,23 +41,6 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "
             return result
         assert time.monotonic() < deadline, f"not in time: {what}"
         time.sleep(0.1)
-
-
-def metrics_targets(e2e: E2E) -> list[tuple[str, str, str]]:
-    """(process, service, URL) of every process of the suite: each API on its own port,
-    the gateway on its metrics port, each bulk worker on its worker port."""
-    targets = []
-    for running in e2e.suite.services:
-        name = running.spec.name
-        if name == "gateway":
-            url = f"http://127.0.0.1:{e2e.env['GATEWAY_METRICS_PORT']}/metrics"
-        else:
-            url = f"{e2e.suite.url(name)}/metrics"
-        targets.append((name, name, url))
-    for process in e2e.bulk_workers.alive():
-        url = f"http://127.0.0.1:{e2e.bulk_workers.ports[process.pid]}/metrics"
-        targets.append((f"bulk-worker-{process.pid}", "bulk", url))
-    return targets
 
 
 def drive_workload(e2e: E2E, admin_tokens: dict[str, str]) -> None:
@@ -115,12 +84,9 @@ def drive_workload(e2e: E2E, admin_tokens: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def scrapes(e2e: E2E, admin_tokens: dict[str, str]) -> list[Scrape]:
     drive_workload(e2e, admin_tokens)
-    found = []
-    for process, service, url in metrics_targets(e2e):
-        response = httpx.get(url, timeout=10)
-        assert response.status_code == 200, (process, url, response.status_code)
-        assert response.headers["content-type"].startswith("text/plain"), process
-        found.append(Scrape(process, service, response.text))
+    found = scrape_all(e2e)
+    for scrape in found:
+        assert scrape.content_type.startswith("text/plain"), scrape.process
     return found
 
 

@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from bulk_support import (
     PASSWORD,
@@ -35,6 +34,7 @@ from bulk_support import (
     wait_for_job,
 )
 from conftest import E2E, bearer
+from metrics_support import scrape_all
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,20 +43,6 @@ sys.path.insert(0, str(ROOT / "deploy" / "observability"))
 import references  # noqa: E402
 
 pytestmark = pytest.mark.e2e
-
-
-def scrape_urls(e2e: E2E) -> dict[str, str]:
-    """Process -> its /metrics, every process of the suite."""
-    urls = {}
-    for svc in e2e.suite.services:
-        if svc.spec.name == "gateway":
-            urls["gateway"] = f"http://127.0.0.1:{e2e.env['GATEWAY_METRICS_PORT']}/metrics"
-        else:
-            urls[svc.spec.name] = f"{e2e.suite.url(svc.spec.name)}/metrics"
-    for n, process in enumerate(e2e.bulk_workers.alive()):
-        port = e2e.bulk_workers.ports[process.pid]
-        urls[f"bulk-worker-{n}"] = f"http://127.0.0.1:{port}/metrics"
-    return urls
 
 
 def exported(texts: dict[str, str]) -> dict[str, set[str]]:
@@ -79,12 +65,7 @@ def samples(texts: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
 
 
 def scrape(e2e: E2E) -> dict[str, str]:
-    texts = {}
-    for process, url in scrape_urls(e2e).items():
-        response = httpx.get(url, timeout=10)
-        assert response.status_code == 200, f"{process}: {url} answered {response.status_code}"
-        texts[process] = response.text
-    return texts
+    return {found.process: found.text for found in scrape_all(e2e)}
 
 
 def workload(e2e: E2E, admin_tokens: dict[str, str]) -> None:
