@@ -52,6 +52,26 @@ from localsuite import free_port, start_suite
 
 EMAIL = "bench-admin@example.edu"
 PASSWORD = "bench-admin-password"
+
+
+def auth_alone_env(run_id: str, database: str, tmp: Path) -> dict[str, str]:
+    """The environment of an auth process benchmarked alone: its own database, key,
+    prefixes and admin, and no per-address sign-in limit (all load comes from here)."""
+    return {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+        "REDIS_KEY_PREFIX": f"bench:{run_id}:",
+        "QUEUE_PREFIX": f"bench-{run_id}.",
+        "EVENTS_EXCHANGE": f"bench-{run_id}.events",
+        "JWT_SIGNING_KEY_FILE": str(tmp / "jwt.pem"),
+        "ADMIN_EMAIL": EMAIL,
+        "ADMIN_PASSWORD": PASSWORD,
+        "LOGIN_MAX_ATTEMPTS_PER_IP": "1000000000",
+        "LOG_LEVEL": "WARNING",
+        "QUEUE_EXPIRES_SECONDS": "300",
+    }
+
+
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -275,22 +295,11 @@ def main() -> int:
     asyncio.run(admin_sql(f'CREATE DATABASE "{database}"'))
     tmp = Path(tempfile.mkdtemp(prefix="bench-login-"))
     port = free_port()
-    overrides = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
-        "REDIS_KEY_PREFIX": f"bench:{run_id}:",
-        "QUEUE_PREFIX": f"bench-{run_id}.",
-        "EVENTS_EXCHANGE": f"bench-{run_id}.events",
-        "JWT_SIGNING_KEY_FILE": str(tmp / "jwt.pem"),
-        "ADMIN_EMAIL": EMAIL,
-        "ADMIN_PASSWORD": PASSWORD,
+    overrides = auth_alone_env(run_id, database, tmp) | {
         "ARGON2_MEMORY_KIB": str(params["memory_cost"]),
         "ARGON2_TIME_COST": str(params["time_cost"]),
         "ARGON2_PARALLELISM": str(params["parallelism"]),
         "PASSWORD_HASH_WORKERS": str(args.threads),
-        "LOGIN_MAX_ATTEMPTS_PER_IP": "1000000000",
-        "LOG_LEVEL": "WARNING",
-        "QUEUE_EXPIRES_SECONDS": "300",
     }
     # Default: keep every hashing thread busy, with one request queued behind each.
     concurrency = args.concurrency or args.threads * 2

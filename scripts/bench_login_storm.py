@@ -37,7 +37,7 @@ import aiohttp
 from argon2 import PasswordHasher, Type
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_login import EMAIL, PASSWORD, admin_sql, delete_exchange
+from bench_login import EMAIL, PASSWORD, admin_sql, auth_alone_env, delete_exchange
 from localsuite import free_port, start_suite
 
 
@@ -190,22 +190,11 @@ def main() -> int:
         asyncio.run(admin_sql(f'CREATE DATABASE "{database}"'))
         tmp = Path(tempfile.mkdtemp(prefix="bench-storm-"))
         port = free_port()
-        overrides = {
-            "ENVIRONMENT": "test",
-            "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
-            "REDIS_KEY_PREFIX": f"bench:{run_id}:",
-            "QUEUE_PREFIX": f"bench-{run_id}.",
-            "EVENTS_EXCHANGE": f"bench-{run_id}.events",
-            "JWT_SIGNING_KEY_FILE": str(tmp / "jwt.pem"),
-            "ADMIN_EMAIL": EMAIL,
-            "ADMIN_PASSWORD": PASSWORD,
+        overrides = auth_alone_env(run_id, database, tmp) | {
             "PASSWORD_HASH_WORKERS": str(args.workers),
             # 0: no admission (a budget and a cap no storm reaches).
             "PASSWORD_HASH_QUEUE_BUDGET_SECONDS": str(budget or 1e9),
             "PASSWORD_HASH_MAX_QUEUE": "128" if budget else "1000000000",
-            "LOGIN_MAX_ATTEMPTS_PER_IP": "1000000000",
-            "LOG_LEVEL": "WARNING",
-            "QUEUE_EXPIRES_SECONDS": "300",
         }
         try:
             suite = start_suite(overrides, ports={"auth": port}, only={"auth"})
